@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make demo` (the main job) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint demo bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## test: unit, property, handler and end-to-end tests, then ruff and mypy
+test: $(STAMP)
+	$(BIN)/pytest
+	$(MAKE) lint
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## demo: a real sweep end to end on this machine, then the summary and failure-rate queries
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+## bench: performance figures of the core (planning, kernel throughput, validation)
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_core.py
+
+clean:
+	rm -rf $(VENV) .sweep build *.egg-info

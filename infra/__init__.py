@@ -1,0 +1,1 @@
+"""Pulumi components of the sweep stack; ``__main__.py`` wires them."""

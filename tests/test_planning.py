@@ -1,0 +1,74 @@
+"""Shard planning: exact coverage, balance and determinism, for any sizes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sweep_sdk.contract import Sharding
+from sweep_sdk.planning import plan_shards
+
+points = st.integers(min_value=1, max_value=10**12)
+
+
+def _covers_exactly(bounds: np.ndarray, n: int) -> None:
+    assert bounds[0] == 0
+    assert bounds[-1] == n
+    assert (np.diff(bounds) > 0).all(), "every shard holds at least one point, none overlap"
+
+
+@given(n=points, count=st.integers(min_value=1, max_value=20_000))
+def test_shard_count_covers_once_and_balances(n: int, count: int) -> None:
+    count = min(count, n)
+    plan = plan_shards(n, Sharding(shard_count=count))
+    assert plan.shard_count == count
+    _covers_exactly(plan.bounds, n)
+    sizes = np.diff(plan.bounds)
+    assert sizes.max() - sizes.min() <= 1
+
+
+@given(n=points, size=st.integers(min_value=1, max_value=10**9))
+def test_shard_size_gives_equal_shards_but_the_last(n: int, size: int) -> None:
+    if -(-n // size) > 50_000:
+        size = -(-n // 50_000)
+    plan = plan_shards(n, Sharding(shard_size=size))
+    _covers_exactly(plan.bounds, n)
+    sizes = np.diff(plan.bounds)
+    assert (sizes[:-1] == size).all()
+    assert 1 <= sizes[-1] <= size
+
+
+@given(n=st.integers(min_value=1, max_value=10**6), count=st.integers(1, 500))
+def test_shards_iterate_as_contiguous_ranges(n: int, count: int) -> None:
+    count = min(count, n)
+    plan = plan_shards(n, Sharding(shard_count=count))
+    ranges = list(plan)
+    assert [r.shard for r in ranges] == list(range(count))
+    assert ranges[0].start == 0
+    assert ranges[-1].end == n
+    assert all(a.end == b.start for a, b in itertools.pairwise(ranges))
+    assert plan[count - 1] == ranges[-1]
+
+
+@given(n=points, count=st.integers(1, 10_000))
+def test_identical_input_gives_a_byte_identical_plan(n: int, count: int) -> None:
+    count = min(count, n)
+    a = plan_shards(n, Sharding(shard_count=count))
+    b = plan_shards(n, Sharding(shard_count=count))
+    assert a.to_bytes() == b.to_bytes()
+    assert a == b
+
+
+def test_a_billion_points_into_ten_thousand_shards() -> None:
+    plan = plan_shards(10**9, Sharding(shard_count=10_000))
+    assert plan.shard_count == 10_000
+    assert set(np.diff(plan.bounds).tolist()) == {100_000}
+
+
+def test_more_shards_than_points_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        plan_shards(5, Sharding(shard_count=6))

@@ -1,0 +1,150 @@
+"""The point space: decoding any indices equals the materialised sweep, in any batch."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import qmc
+
+from runtime.kernels import catalog
+from sweep_sdk.space import PointSpace
+from sweep_sdk.validation import parse_request
+
+SIR_FIXED = {"population": 10_000, "r0": 2.0, "gamma": 0.2, "initial_infected": 5, "days": 200}
+
+
+def sir_space(axes: dict[str, Any], sampling: dict[str, Any], seed: int = 7) -> PointSpace:
+    params = {k: v for k, v in SIR_FIXED.items() if k not in axes}
+    spec = parse_request(
+        {
+            "schema_version": "1.0",
+            "kernel": "sir_epidemic",
+            "params": params,
+            "axes": axes,
+            "sampling": sampling,
+            "sharding": {"shard_count": 1},
+            "seed": seed,
+        }
+    )
+    return PointSpace(spec, catalog()["sir_epidemic"])
+
+
+GRID_AXES = {
+    "r0": {"linspace": {"start": 0.5, "stop": 3.0, "num": 4}},
+    "gamma": {"geomspace": {"start": 0.05, "stop": 0.8, "num": 3}},
+    "population": {"range": {"start": 1000, "stop": 6000, "step": 2500}},
+    "days": {"values": [30, 60]},
+}
+
+
+def materialised_grid() -> list[tuple[float, float, int, int]]:
+    """The grid as a user defines it: itertools.product of the axes, last axis fastest."""
+    return list(
+        itertools.product(
+            np.linspace(0.5, 3.0, 4).tolist(),
+            np.geomspace(0.05, 0.8, 3).tolist(),
+            range(1000, 6000, 2500),
+            [30, 60],
+        )
+    )
+
+
+@given(data=st.data())
+def test_grid_decode_of_any_range_equals_the_materialised_slice(data: st.DataObject) -> None:
+    space = sir_space(GRID_AXES, {"method": "grid"})
+    grid = materialised_grid()
+    assert space.size == len(grid) == 4 * 3 * 2 * 2
+    start = data.draw(st.integers(0, space.size - 1))
+    stop = data.draw(st.integers(start + 1, space.size))
+    cols = space.decode(np.arange(start, stop))
+    decoded = list(
+        zip(
+            cols["r0"].tolist(),
+            cols["gamma"].tolist(),
+            cols["population"].tolist(),
+            cols["days"].tolist(),
+            strict=True,
+        )
+    )
+    assert decoded == grid[start:stop]
+    assert (cols["initial_infected"] == 5).all()
+    assert cols["population"].dtype == np.int64
+    assert cols["r0"].dtype == np.float64
+
+
+def test_grid_decode_does_not_materialise_large_grids() -> None:
+    axes = {
+        "r0": {"linspace": {"start": 0.5, "stop": 3.0, "num": 10_000}},
+        "gamma": {"linspace": {"start": 0.05, "stop": 0.8, "num": 10_000}},
+    }
+    space = sir_space(axes, {"method": "grid"})
+    assert space.size == 10**8
+    last = space.decode(np.array([space.size - 1]))
+    assert last["r0"][0] == 3.0
+    assert last["gamma"][0] == 0.8
+
+
+SAMPLED_AXES = {
+    "r0": {"uniform": {"low": 0.5, "high": 3.0}},
+    "gamma": {"loguniform": {"low": 0.05, "high": 0.8}},
+    "population": {"uniform": {"low": 1000, "high": 1005}},
+    "days": {"values": [30, 60, 90]},
+}
+
+
+@settings(max_examples=40)
+@given(method=st.sampled_from(["random", "sobol"]), data=st.data())
+def test_sampled_points_do_not_depend_on_who_asks(method: str, data: st.DataObject) -> None:
+    space = sir_space(SAMPLED_AXES, {"method": method, "n": 300})
+    everything = space.decode(np.arange(300))
+    index = np.array(data.draw(st.lists(st.integers(0, 299), min_size=1, max_size=40)))
+    part = space.decode(index)
+    for name, column in part.items():
+        assert np.array_equal(column, everything[name][index]), name
+
+
+@settings(max_examples=20)
+@given(method=st.sampled_from(["random", "sobol"]))
+def test_sampled_values_respect_their_axes(method: str) -> None:
+    cols = sir_space(SAMPLED_AXES, {"method": method, "n": 512}).decode(np.arange(512))
+    assert ((cols["r0"] >= 0.5) & (cols["r0"] <= 3.0)).all()
+    assert ((cols["gamma"] >= 0.05) & (cols["gamma"] <= 0.8)).all()
+    assert set(cols["population"].tolist()) == set(range(1000, 1006))
+    assert set(cols["days"].tolist()) == {30, 60, 90}
+
+
+def test_sobol_points_equal_scipys_sequence() -> None:
+    axes = {
+        "r0": {"uniform": {"low": 1.0, "high": 3.0}},
+        "gamma": {"uniform": {"low": 0.1, "high": 0.5}},
+    }
+    space = sir_space(axes, {"method": "sobol", "n": 1024}, seed=11)
+    expected = qmc.Sobol(2, scramble=True, rng=11).random(1024)
+    cols = space.decode(np.arange(1024))
+    np.testing.assert_array_equal(cols["r0"], 1.0 + expected[:, 0] * 2.0)
+    np.testing.assert_array_equal(cols["gamma"], 0.1 + expected[:, 1] * 0.4)
+    shard = space.decode(np.arange(300, 700))
+    np.testing.assert_array_equal(shard["r0"], cols["r0"][300:700])
+
+
+def test_random_sampling_is_uniform_enough() -> None:
+    axes = {"r0": {"uniform": {"low": 1.0, "high": 2.0}}}
+    cols = sir_space(axes, {"method": "random", "n": 20_000}).decode(np.arange(20_000))
+    counts, _ = np.histogram(cols["r0"], bins=10, range=(1.0, 2.0))
+    chi2 = float((((counts - 2000) ** 2) / 2000).sum())
+    assert chi2 < 27.9, "chi-square with 9 degrees of freedom, p = 0.001"
+
+
+def test_seed_changes_random_points_but_not_grid_points() -> None:
+    a = sir_space(SAMPLED_AXES, {"method": "random", "n": 10}, seed=1).decode(np.arange(10))
+    b = sir_space(SAMPLED_AXES, {"method": "random", "n": 10}, seed=2).decode(np.arange(10))
+    assert not np.array_equal(a["r0"], b["r0"])
+    g1 = sir_space(GRID_AXES, {"method": "grid"}, seed=1).decode(np.arange(10))
+    g2 = sir_space(GRID_AXES, {"method": "grid"}, seed=2).decode(np.arange(10))
+    assert np.array_equal(g1["r0"], g2["r0"])
+    assert math.isclose(float(g1["gamma"][0]), 0.05)

@@ -1,0 +1,251 @@
+"""Request validation: every problem at once, each with its path, and nothing unsafe let through."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import jsonschema
+import pytest
+
+from sweep_sdk.convert import ContractError
+from sweep_sdk.schema import request_json_schema
+from sweep_sdk.validation import Limits, parse_request
+
+
+def problems_of(raw: Any, **kwargs: Any) -> list[str]:
+    with pytest.raises(ContractError) as caught:
+        parse_request(raw, **kwargs)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_documented_example_is_valid(gbm_request: dict[str, Any]) -> None:
+    request = parse_request(gbm_request)
+    assert request.kernel == "gbm_european_option"
+    assert list(request.axes) == ["sigma", "strike"]
+
+
+def test_json_text_is_accepted(gbm_request: dict[str, Any]) -> None:
+    assert parse_request(json.dumps(gbm_request)) == parse_request(gbm_request)
+
+
+def test_schema_problems_are_all_reported_with_paths(gbm_request: dict[str, Any]) -> None:
+    gbm_request["axes"]["sigma"]["linspace"]["num"] = 0
+    gbm_request["axes"]["strike"]["linspace"] = {"start": 1, "stop": 2, "num": 3}
+    gbm_request["colour"] = "blue"
+    gbm_request["seed"] = -1
+    gbm_request["sharding"] = {"shard_size": 10, "shard_count": 3}
+    del gbm_request["sampling"]
+    assert sorted(problems_of(gbm_request)) == sorted(
+        [
+            "$.axes.sigma.linspace.num: must be >= 1",
+            "$.axes.strike: give exactly one of values, linspace, geomspace, range, uniform, "
+            "loguniform",
+            "$.colour: unknown field; expected one of axes, client_token, kernel, label, "
+            "params, sampling, schema_version, seed, sharding",
+            "$.seed: must be >= 0",
+            "$.sharding: give exactly one of shard_count, shard_size",
+            "$.sampling: is required",
+        ]
+    )
+
+
+def test_kernel_level_problems_are_all_reported(gbm_request: dict[str, Any]) -> None:
+    gbm_request["params"]["rate"] = 7
+    gbm_request["params"]["volatility"] = 0.2
+    gbm_request["params"]["option"] = "straddle"
+    del gbm_request["params"]["s0"]
+    gbm_request["axes"]["maturity"] = {"values": [1, 2]}
+    gbm_request["axes"]["paths"] = {"linspace": {"start": 100, "stop": 200, "num": 2}}
+    problems = problems_of(gbm_request)
+    assert "$.params.rate: 7 is out of bounds: rate must be in [-0.5, 1]" in problems
+    assert any(
+        p.startswith("$.params.volatility: gbm_european_option has no parameter") for p in problems
+    )
+    assert "$.params.option: must be one of 'call', 'put'" in problems
+    assert any(p.startswith("$.params.s0: is required") for p in problems)
+    assert "$.axes.maturity: is also fixed in params; give it once" in problems
+    assert "$.axes.paths: paths is an integer: sweep it with values or range" in problems
+
+
+def test_unknown_kernel_names_the_known_ones(gbm_request: dict[str, Any]) -> None:
+    gbm_request["kernel"] = "heston"
+    [problem] = problems_of(gbm_request)
+    assert problem.startswith("$.kernel: unknown kernel 'heston'; known kernels: ")
+    assert "gbm_european_option" in problem
+    assert "sir_epidemic" in problem
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_rejected(gbm_request: dict[str, Any], literal: str) -> None:
+    text = json.dumps(gbm_request).replace('"rate": 0.02', f'"rate": {literal}')
+    assert problems_of(text) == [
+        "$.params.rate: must be a finite number (NaN and Infinity are not allowed)"
+    ]
+
+
+def test_booleans_are_not_numbers(gbm_request: dict[str, Any]) -> None:
+    gbm_request["seed"] = True
+    assert problems_of(gbm_request) == ["$.seed: must be an integer"]
+
+
+def test_axis_values_are_checked_one_by_one(gbm_request: dict[str, Any]) -> None:
+    gbm_request["axes"]["strike"] = {"values": [80, -5, 100, "atm"]}
+    assert problems_of(gbm_request) == [
+        "$.axes.strike.values[1]: -5 is out of bounds: strike must be in [1e-06, 1000000000]",
+        "$.axes.strike.values[3]: must be a number in [1e-06, 1000000000]",
+    ]
+
+
+def test_axis_form_must_fit_the_sampling_method(gbm_request: dict[str, Any]) -> None:
+    gbm_request["sampling"] = {"method": "sobol"}
+    assert sorted(problems_of(gbm_request)) == [
+        "$.axes.sigma: linspace does not fit sobol sampling; use one of values, uniform, "
+        "loguniform",
+        "$.sampling.n: sobol sampling needs n, the number of points",
+    ]
+
+
+def test_grid_sampling_takes_no_n(gbm_request: dict[str, Any]) -> None:
+    gbm_request["sampling"] = {"method": "grid", "n": 10}
+    assert problems_of(gbm_request) == [
+        "$.sampling.n: grid sampling takes every combination; remove n"
+    ]
+
+
+def test_interval_and_geomspace_rules(gbm_request: dict[str, Any]) -> None:
+    gbm_request["sampling"] = {"method": "random", "n": 100}
+    gbm_request["axes"] = {
+        "sigma": {"loguniform": {"low": 0.0, "high": 0.5}},
+        "strike": {"uniform": {"low": 120, "high": 80}},
+    }
+    assert sorted(problems_of(gbm_request)) == [
+        "$.axes.sigma.loguniform.low: 0.0 is out of bounds: sigma must be in [1e-06, 5]",
+        "$.axes.sigma.loguniform.low: loguniform needs low > 0",
+        "$.axes.strike.uniform: low (120.0) must be <= high (80.0)",
+    ]
+
+
+def test_empty_range_is_rejected() -> None:
+    raw = _sir_grid({"population": {"range": {"start": 1000, "stop": 10, "step": 10}}})
+    assert problems_of(raw) == ["$.axes.population.range: range(1000, 10, 10) is empty"]
+
+
+def test_point_limit_is_injectable(gbm_request: dict[str, Any]) -> None:
+    assert problems_of(gbm_request, limits=Limits(max_points=79)) == [
+        "$.axes: the sweep has 80 points; this deployment accepts at most 79"
+    ]
+
+
+def test_default_point_limit_is_a_hundred_million(gbm_request: dict[str, Any]) -> None:
+    gbm_request["axes"]["sigma"]["linspace"]["num"] = 10_000_000
+    gbm_request["axes"]["strike"] = {"values": list(range(80, 91))}
+    assert problems_of(gbm_request) == [
+        "$.axes: the sweep has 110,000,000 points; this deployment accepts at most 100,000,000"
+    ]
+
+
+def test_shard_limit_is_checked(gbm_request: dict[str, Any]) -> None:
+    gbm_request["sharding"] = {"shard_size": 1}
+    assert problems_of(gbm_request, limits=Limits(max_shards=50)) == [
+        "$.sharding.shard_size: makes 80 shards; this deployment accepts at most 50 "
+        "(use larger shards)"
+    ]
+
+
+def test_more_shards_than_points_is_rejected(gbm_request: dict[str, Any]) -> None:
+    gbm_request["sharding"] = {"shard_count": 81}
+    assert problems_of(gbm_request) == [
+        "$.sharding.shard_count: must be <= the number of points (80): no shard may be empty"
+    ]
+
+
+def test_strings_and_arrays_are_bounded(gbm_request: dict[str, Any]) -> None:
+    gbm_request["label"] = "x" * 257
+    gbm_request["client_token"] = "has spaces"
+    gbm_request["axes"]["strike"] = {"values": [100.0] * 100_001}
+    assert problems_of(gbm_request) == [
+        "$.axes.strike.values: must have at most 100000 items",
+        "$.client_token: must match ^[A-Za-z0-9._:~-]+$",
+        "$.label: must be at most 256 characters",
+    ]
+
+
+def test_parameter_names_must_be_identifiers(gbm_request: dict[str, Any]) -> None:
+    gbm_request["params"]["Bad Name"] = 1
+    assert problems_of(gbm_request) == [
+        "$.params['Bad Name']: is not a valid name (lowercase letters, digits and _; at most 64)"
+    ]
+
+
+def test_not_an_object() -> None:
+    assert problems_of("[1, 2]") == ["$: must be a JSON object"]
+    assert problems_of("{not json") == [
+        "$: is not valid JSON (Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1))"
+    ]
+
+
+# --- the generated schema ------------------------------------------------------------------
+
+DRAFT_04_KEYWORDS = {
+    "$schema", "title", "description", "type", "properties", "required",
+    "additionalProperties", "patternProperties", "minProperties", "maxProperties", "items",
+    "minItems", "maxItems", "minimum", "maximum", "minLength", "maxLength", "pattern", "enum",
+    "anyOf",
+}  # fmt: skip
+
+
+def _keywords(schema: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            found.add(key)
+            if key in ("properties", "patternProperties"):
+                for sub in value.values():
+                    found |= _keywords(sub)
+            elif isinstance(value, dict | list):
+                found |= _keywords(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found |= _keywords(item)
+    return found
+
+
+def test_schema_is_valid_draft_04_and_uses_only_its_keywords() -> None:
+    schema = request_json_schema()
+    jsonschema.Draft4Validator.check_schema(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
+    assert _keywords(schema) <= DRAFT_04_KEYWORDS
+
+
+def test_schema_requires_what_the_contract_requires() -> None:
+    schema = request_json_schema()
+    assert set(schema["required"]) == {
+        "kernel", "params", "axes", "sampling", "sharding", "seed", "schema_version",
+    }  # fmt: skip
+    assert schema["properties"]["sharding"]["maxProperties"] == 1
+
+
+def test_cli_prints_the_generated_schema() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sweep_sdk", "schema"], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == request_json_schema()
+
+
+def _sir_grid(axes: dict[str, Any]) -> dict[str, Any]:
+    params = {"population": 10_000, "r0": 2.0, "gamma": 0.2, "initial_infected": 5, "days": 200}
+    for name in axes:
+        params.pop(name)
+    return {
+        "schema_version": "1.0",
+        "kernel": "sir_epidemic",
+        "params": params,
+        "axes": axes,
+        "sampling": {"method": "grid"},
+        "sharding": {"shard_count": 1},
+        "seed": 1,
+    }
