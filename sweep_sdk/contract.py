@@ -201,6 +201,15 @@ class AcceptedRun:
 
 
 @frozen
+class ClientTokenRecord:
+    """Which run a client token started, and a digest of the request it came with."""
+
+    run_id: str
+    request_digest: str
+    schema_version: str = _version()
+
+
+@frozen
 class Problem:
     """One thing wrong with an input: a JSONPath-like location and what is wrong there."""
 

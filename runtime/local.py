@@ -1,0 +1,97 @@
+"""Local adapters: a folder laid out exactly like the results bucket, a wall clock, a deadline."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from attrs import frozen
+
+from runtime.ports import NotFound
+
+
+class LocalStore:
+    """Objects as files under ``root``; the key is the relative path.
+
+    ``put_if_absent`` writes a hidden temporary file, then publishes it with ``os.link``, which
+    fails if the target exists: of two concurrent writers exactly one wins, the loser's bytes
+    are discarded, and no reader ever sees a partial object.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        parts = key.split("/")
+        if key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or not parts[-1]:
+            raise ValueError(f"invalid object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def put_if_absent(self, key: str, body: bytes) -> bool:
+        target = self.path(key)
+        if target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        with open(temp, "xb") as handle:
+            handle.write(body)
+        try:
+            os.link(temp, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            temp.unlink()
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        directory = prefix.rpartition("/")[0]
+        base = self.root / directory if directory else self.root
+        if not base.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue  # unpublished temporary files
+                key = name if rel == "." else f"{rel}/{name}"
+                if key.startswith(prefix):
+                    yield key
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def random_token() -> str:
+    """Eight hex characters for a run id."""
+    return secrets.token_hex(4)
+
+
+@frozen
+class LocalContext:
+    """A stand-in for Lambda's context: a request id and a monotonic deadline."""
+
+    aws_request_id: str
+    deadline: float
+
+    @classmethod
+    def with_timeout(cls, seconds: float, request_id: str | None = None) -> LocalContext:
+        return cls(request_id or uuid.uuid4().hex, time.monotonic() + seconds)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))

@@ -1,0 +1,290 @@
+"""The local invoker: shard tasks on a pool of worker processes, supervised the way Lambda is.
+
+A supervisor thread hands each task to an idle worker process over that worker's own pipe, so
+it always knows which task every process holds. A process that dies (killed, out of memory) or
+outlives the hard time limit becomes a failure record for its shard, as Lambda's on-failure
+destination does in the cloud, and is replaced; a run never hangs on a lost worker.
+
+``python -m runtime.local_pool`` runs a pool detached from the submitting process (what the CLI
+uses, so ``sweep run`` returns at once and the run survives the terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from attrs import define, field
+
+from runtime.local import LocalContext, LocalStore, utc_now
+from runtime.ports import TransientStoreError
+from runtime.worker import WorkerDeps, record_failure, run_shard
+from sweep_sdk.contract import ShardTask
+from sweep_sdk.convert import dumps, loads, structure
+from sweep_sdk.layout import Layout
+
+DEFAULT_SHARD_TIMEOUT = 900.0  # Lambda's maximum
+_HARD_LIMIT_GRACE = 5.0  # beyond the soft deadline the worker checks itself
+
+
+def serve_worker(root: str, prefix: str, timeout: float) -> None:
+    """Body of a worker process: one task per line on stdin, one status per line on stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the waiting, not the run
+    deps = WorkerDeps(LocalStore(root), Layout(prefix), utc_now)
+    for line in sys.stdin:
+        task = structure(loads(line), ShardTask)
+        try:
+            status: str = run_shard(task, LocalContext.with_timeout(timeout), deps).status
+        except TransientStoreError:
+            status = "failure"  # run_shard recorded the attempt
+        except Exception as exc:  # a bug, not the kernel's domain: record it, keep serving
+            record_failure(task, "WORKER_ERROR", f"{type(exc).__name__}: {exc}", deps)
+            status = "failure"
+        sys.stdout.write(status + "\n")
+        sys.stdout.flush()
+
+
+@define
+class _Worker:
+    process: subprocess.Popen[bytes]
+    task: ShardTask | None = None
+    hard_deadline: float = 0.0
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        assert self.process.stdin is not None
+        return self.process.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+
+@define
+class WorkerPool:
+    """Worker processes fed by a supervisor thread; ``submit`` never blocks on the work."""
+
+    root: str
+    layout: Layout
+    workers: int = field(factory=lambda: os.cpu_count() or 1)
+    shard_timeout: float = DEFAULT_SHARD_TIMEOUT
+    _pending: collections.deque[ShardTask] = field(factory=collections.deque)
+    _lock: threading.Lock = field(factory=threading.Lock)
+    _supervisor: threading.Thread | None = None
+    _wake: tuple[mpc.Connection, mpc.Connection] = field(factory=lambda: mp.Pipe(duplex=False))
+    _idle: threading.Event = field(factory=threading.Event)
+    _pool: list[_Worker] = field(factory=list)
+
+    def submit(self, tasks: Sequence[ShardTask]) -> None:
+        with self._lock:
+            self._pending.extend(tasks)
+            self._idle.clear()
+            if self._supervisor is None or not self._supervisor.is_alive():
+                # not a daemon: a script that submits and exits still finishes its run
+                self._supervisor = threading.Thread(target=self._supervise, name="sweep-supervisor")
+                self._supervisor.start()
+            else:
+                self._wake[1].send(b"")
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted task has ended; False if ``timeout`` passed first."""
+        return self._idle.wait(timeout)
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._pool]
+
+    def busy_pids(self) -> list[int]:
+        return [w.process.pid for w in self._pool if w.task is not None]
+
+    # --- the supervisor thread ------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        deps = WorkerDeps(LocalStore(self.root), self.layout, utc_now)
+        try:
+            while True:
+                with self._lock:
+                    self._assign()
+                    if not self._pending and all(w.task is None for w in self._pool):
+                        self._idle.set()
+                        self._stop_workers()
+                        self._supervisor = None
+                        return
+                self._wait_and_reap(deps)
+        except BaseException:
+            self._idle.set()
+            raise
+
+    def _assign(self) -> None:
+        while self._pending:
+            worker = next((w for w in self._pool if w.task is None), None)
+            if worker is None and len(self._pool) < self.workers:
+                worker = self._spawn()
+            if worker is None:
+                return
+            task = self._pending.popleft()
+            worker.task = task
+            worker.hard_deadline = time.monotonic() + self.shard_timeout + _HARD_LIMIT_GRACE
+            try:
+                worker.stdin.write(dumps(task).encode() + b"\n")
+                worker.stdin.flush()
+            except OSError:
+                pass  # it died while idle: reaped as a death with this task, like Lambda would
+
+    def _spawn(self) -> _Worker:
+        # A fresh interpreter per worker, as Lambda runs its own: no fork of a threaded
+        # process, and no re-import of the caller's main script as multiprocessing would do.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.local_pool", "--serve-worker",
+             "--data-dir", self.root, "--prefix", self.layout.prefix,
+             "--shard-timeout", str(self.shard_timeout)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env(),
+        )  # fmt: skip
+        worker = _Worker(process)
+        self._pool.append(worker)
+        return worker
+
+    def _wait_and_reap(self, deps: WorkerDeps) -> None:
+        busy = [w for w in self._pool if w.task is not None]
+        now = time.monotonic()
+        timeout = max(0.0, min((w.hard_deadline for w in busy), default=now + 1.0) - now)
+        ready = mpc.wait([self._wake[0], *(w.stdout.fileno() for w in busy)], timeout=timeout)
+        with self._lock:
+            if self._wake[0] in ready:
+                while self._wake[0].poll():
+                    self._wake[0].recv_bytes()
+            for w in busy:
+                if w.stdout.fileno() in ready:
+                    if w.stdout.readline():
+                        w.task = None
+                    else:  # end of file: the process is gone
+                        self._record_death(w, deps, timed_out=False)
+                elif time.monotonic() > w.hard_deadline:
+                    w.process.kill()
+                    self._record_death(w, deps, timed_out=True)
+
+    def _record_death(self, w: _Worker, deps: WorkerDeps, timed_out: bool) -> None:
+        task = w.task
+        assert task is not None
+        exitcode = w.process.wait()
+        if timed_out:
+            code = "TIMEOUT"
+            message = (
+                f"shard ran past its hard time limit of {self.shard_timeout:g} s and was killed"
+            )
+        else:
+            code = "WORKER_DIED"
+            message = f"worker process {_describe_exit(exitcode)} while running the shard"
+        record_failure(task, code, message, deps)
+        self._pool.remove(w)
+        _close(w)
+
+    def _stop_workers(self) -> None:
+        for w in self._pool:
+            _close(w)
+        for w in self._pool:
+            try:
+                w.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                w.process.kill()
+                w.process.wait()
+        self._pool.clear()
+
+
+def _close(w: _Worker) -> None:
+    for stream in (w.process.stdin, w.process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a worker: ours, with this package importable whatever the cwd."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        hint = " (killed; out of memory, for example)" if name == "SIGKILL" else ""
+        return f"was ended by {name}{hint}"
+    return f"exited with code {code}"
+
+
+@define
+class LocalInvoker:
+    """Runs shard tasks on a ``WorkerPool`` inside this process."""
+
+    pool: WorkerPool
+
+    def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
+        self.pool.submit(tasks)
+
+
+@define
+class DetachedLocalInvoker:
+    """Runs shard tasks on a pool in a separate, detached process that outlives the caller."""
+
+    root: str
+    layout: Layout
+    workers: int = field(factory=lambda: os.cpu_count() or 1)
+    shard_timeout: float = DEFAULT_SHARD_TIMEOUT
+
+    def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
+        if not tasks:
+            return
+        spool = Path(self.root) / ".local" / "queue"
+        spool.mkdir(parents=True, exist_ok=True)
+        name = uuid.uuid4().hex
+        batch = spool / f"{name}.jsonl"
+        batch.write_text("".join(dumps(t) + "\n" for t in tasks))
+        log = Path(self.root) / ".local" / f"runner-{name}.log"
+        with open(log, "ab") as out:
+            subprocess.Popen(
+                [sys.executable, "-m", "runtime.local_pool", "--data-dir", self.root,
+                 "--prefix", self.layout.prefix, "--workers", str(self.workers),
+                 "--shard-timeout", str(self.shard_timeout), "--tasks", str(batch)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                env=_child_env(),
+            )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a batch of shard tasks on a local pool.")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--shard-timeout", type=float, default=DEFAULT_SHARD_TIMEOUT)
+    parser.add_argument("--tasks", type=Path)
+    parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_worker:
+        serve_worker(args.data_dir, args.prefix, args.shard_timeout)
+        return 0
+    if args.tasks is None:
+        parser.error("--tasks is required")
+    tasks = [structure(loads(line), ShardTask) for line in args.tasks.read_text().splitlines()]
+    pool = WorkerPool(args.data_dir, Layout(args.prefix), args.workers, args.shard_timeout)
+    pool.submit(tasks)
+    pool.join()
+    args.tasks.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The parent core: a raw request in, a manifest written and one shard task per shard dispatched.
+
+It answers with the accepted run (HTTP 202) or an error response listing every problem (400),
+and never waits for workers. The Lambda entry point and the embedded target both call it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from attrs import evolve, field, frozen
+
+from runtime.ports import Clock, Invoker, NotFound, ObjectStore
+from runtime.worker import WORKER_VERSION
+from sweep_sdk.contract import (
+    AcceptedRun,
+    ClientTokenRecord,
+    ErrorBody,
+    ErrorResponse,
+    RunManifest,
+    ShardTask,
+    SweepRequest,
+)
+from sweep_sdk.convert import ContractError, dumps, loads, structure
+from sweep_sdk.kernel_spec import KernelCatalog
+from sweep_sdk.layout import Layout, new_run_id, run_date_of
+from sweep_sdk.planning import plan_shards
+from sweep_sdk.space import point_count
+from sweep_sdk.validation import Limits, parse_request
+
+
+@frozen
+class ParentDeps:
+    store: ObjectStore
+    layout: Layout
+    invoker: Invoker
+    clock: Clock
+    new_token: Callable[[], str]
+    """Eight hex characters of entropy for a new run id."""
+    limits: Limits = field(factory=Limits)
+    catalog: KernelCatalog | None = None
+
+
+@frozen
+class ParentResponse:
+    status_code: int
+    body: AcceptedRun | ErrorResponse
+
+
+def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
+    """Validate, plan, write the manifest (put-if-absent), dispatch every shard, answer."""
+    try:
+        request = parse_request(raw, catalog=deps.catalog, limits=deps.limits)
+    except ContractError as exc:
+        return error_response(400, exc.code, "the sweep request is invalid", exc)
+    run_id = new_run_id(deps.clock(), deps.new_token())
+    if request.client_token is not None:
+        claimed = _claim_token(request, run_id, deps)
+        if isinstance(claimed, ParentResponse):
+            return claimed
+        run_id = claimed
+        existing = read_manifest(deps.store, deps.layout, run_id)
+        if existing is not None:
+            return ParentResponse(202, accepted(existing, deps.layout, existing=True))
+    manifest = RunManifest(
+        run_id=run_id,
+        run_date=run_date_of(run_id),
+        created_at=deps.clock().isoformat(),
+        point_count=point_count(request),
+        shard_count=plan_shards(point_count(request), request.sharding).shard_count,
+        spec=request,
+        worker_version=WORKER_VERSION,
+    )
+    if not deps.store.put_if_absent(deps.layout.manifest_key(run_id), dumps(manifest).encode()):
+        return error_response(500, "RUN_ID_COLLISION", f"run {run_id} already exists; retry")
+    deps.invoker.invoke_async(list(shard_tasks(manifest)))
+    return ParentResponse(202, accepted(manifest, deps.layout))
+
+
+def redrive_run(run_id: str, deps: ParentDeps) -> list[int]:
+    """Dispatch again every shard of the run that has no success; return their numbers."""
+    manifest = read_manifest(deps.store, deps.layout, run_id)
+    if manifest is None:
+        raise NotFound(f"no run {run_id}")
+    done = succeeded_shards(deps.store, deps.layout, run_id)
+    missing = [k for k in range(manifest.shard_count) if k not in done]
+    deps.invoker.invoke_async(list(shard_tasks(manifest, missing)))
+    return missing
+
+
+def shard_tasks(manifest: RunManifest, shards: Iterable[int] | None = None) -> Iterator[ShardTask]:
+    plan = plan_shards(manifest.point_count, manifest.spec.sharding)
+    for k in range(plan.shard_count) if shards is None else shards:
+        r = plan[k]
+        yield ShardTask(manifest.run_id, manifest.run_date, r.shard, r.start, r.end, manifest.spec)
+
+
+def succeeded_shards(store: ObjectStore, layout: Layout, run_id: str) -> set[int]:
+    prefix = layout.outcomes_prefix(run_id) + "status=success/"
+    return {layout.parse_outcome_key(key).shard for key in store.list(prefix)}
+
+
+def accepted(manifest: RunManifest, layout: Layout, existing: bool = False) -> AcceptedRun:
+    return AcceptedRun(
+        run_id=manifest.run_id,
+        run_date=manifest.run_date,
+        kernel=manifest.spec.kernel,
+        point_count=manifest.point_count,
+        shard_count=manifest.shard_count,
+        manifest_key=layout.manifest_key(manifest.run_id),
+        existing=existing,
+    )
+
+
+def error_response(
+    status: int, code: str, message: str, exc: ContractError | None = None
+) -> ParentResponse:
+    problems = exc.problems if exc is not None else ()
+    return ParentResponse(status, ErrorResponse(ErrorBody(code, message, problems)))
+
+
+def request_digest(request: SweepRequest) -> str:
+    """A digest of everything in the request but its client token."""
+    return hashlib.sha256(dumps(evolve(request, client_token=None)).encode()).hexdigest()
+
+
+def _claim_token(request: SweepRequest, run_id: str, deps: ParentDeps) -> str | ParentResponse:
+    """The run id this client token stands for: ours if we claimed it first, else the first."""
+    assert request.client_token is not None
+    key = deps.layout.token_key(request.client_token)
+    record = ClientTokenRecord(run_id=run_id, request_digest=request_digest(request))
+    if deps.store.put_if_absent(key, dumps(record).encode()):
+        return run_id
+    earlier = structure(loads(deps.store.get(key)), ClientTokenRecord)
+    if earlier.request_digest != record.request_digest:
+        return error_response(
+            409,
+            "CLIENT_TOKEN_REUSED",
+            "this client_token already started a different request; use a new token",
+        )
+    return earlier.run_id
+
+
+def read_manifest(store: ObjectStore, layout: Layout, run_id: str) -> RunManifest | None:
+    try:
+        return structure(loads(store.get(layout.manifest_key(run_id))), RunManifest)
+    except NotFound:
+        return None

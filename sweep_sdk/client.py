@@ -1,0 +1,310 @@
+"""Submit sweeps and follow runs: ``submit``, ``open_run`` and the ``Run`` handle.
+
+With no remote target configured a run goes to the embedded target: the same parent and worker
+handlers as in the cloud, with a process pool as the invoker and a data folder laid out exactly
+like the results bucket (``./.sweep`` unless ``SWEEP_DATA_DIR`` or ``data_dir`` says otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from attrs import define, field, frozen
+
+from runtime.kernels import KERNELS, catalog
+from runtime.local import LocalStore, random_token, utc_now
+from runtime.local_pool import DEFAULT_SHARD_TIMEOUT, DetachedLocalInvoker, LocalInvoker, WorkerPool
+from runtime.parent import ParentDeps, read_manifest, redrive_run, submit_run
+from runtime.ports import Invoker
+from sweep_sdk.contract import AcceptedRun, ErrorResponse, RunManifest, SweepRequest
+from sweep_sdk.convert import ContractError, unstructure
+from sweep_sdk.layout import Layout, run_date_of
+from sweep_sdk.query import LocalQueryEngine, named_query, placeholders
+from sweep_sdk.tables import points_table
+
+DEFAULT_DATA_DIR = ".sweep"
+
+
+class SubmitError(RuntimeError):
+    """The target refused a well-formed request (for example a reused client token)."""
+
+    def __init__(self, status_code: int, error: ErrorResponse) -> None:
+        super().__init__(f"{error.error.code}: {error.error.message}")
+        self.status_code = status_code
+        self.error = error
+
+
+@frozen
+class RunStatus:
+    """Where a run stands: every shard is succeeded, failed (no success yet) or missing."""
+
+    run_id: str
+    total: int
+    succeeded: int
+    failed: int
+    failed_attempts: int
+    points_total: int
+
+    @property
+    def missing(self) -> int:
+        return self.total - self.succeeded - self.failed
+
+    @property
+    def settled(self) -> bool:
+        """Every shard has a record (success or failure)."""
+        return self.missing == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "points": self.points_total,
+            "shards": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "missing": self.missing,
+            "failed_attempts": self.failed_attempts,
+        }
+
+
+@define
+class EmbeddedTarget:
+    """Runs on this machine through the real handlers; see the module docstring."""
+
+    data_dir: Path
+    workers: int | None = None
+    detach: bool = False
+    shard_timeout: float | None = None
+    layout: Layout = field(factory=Layout)
+    _invoker: LocalInvoker | DetachedLocalInvoker | None = None
+
+    @classmethod
+    def from_env(
+        cls, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> EmbeddedTarget:
+        chosen = data_dir or os.environ.get("SWEEP_DATA_DIR") or DEFAULT_DATA_DIR
+        return cls(Path(chosen).resolve(), **kwargs)
+
+    @property
+    def store(self) -> LocalStore:
+        return LocalStore(self.data_dir)
+
+    def parent_deps(self) -> ParentDeps:
+        return ParentDeps(self.store, self.layout, self.invoker, utc_now, random_token)
+
+    @property
+    def invoker(self) -> Invoker:
+        if self._invoker is None:
+            workers = self.workers or os.cpu_count() or 1
+            timeout = self.shard_timeout or DEFAULT_SHARD_TIMEOUT
+            root = str(self.data_dir)
+            if self.detach:
+                self._invoker = DetachedLocalInvoker(root, self.layout, workers, timeout)
+            else:
+                self._invoker = LocalInvoker(WorkerPool(root, self.layout, workers, timeout))
+        return self._invoker
+
+    def submit(self, raw: Any) -> AcceptedRun:
+        response = submit_run(raw, self.parent_deps())
+        if isinstance(response.body, ErrorResponse):
+            body = response.body
+            if response.status_code == 400:
+                raise ContractError(body.error.problems, code=body.error.code)
+            raise SubmitError(response.status_code, body)
+        return response.body
+
+    def manifest(self, run_id: str) -> RunManifest:
+        try:
+            run_date_of(run_id)
+        except ValueError as exc:
+            raise LookupError(str(exc)) from None
+        manifest = read_manifest(self.store, self.layout, run_id)
+        if manifest is None:
+            raise LookupError(f"no run {run_id} under {self.data_dir}")
+        return manifest
+
+    def status(self, manifest: RunManifest) -> RunStatus:
+        succeeded: set[int] = set()
+        failed: set[int] = set()
+        failed_attempts = 0
+        for key in self.store.list(self.layout.outcomes_prefix(manifest.run_id)):
+            outcome = self.layout.parse_outcome_key(key)
+            if outcome.status == "success":
+                succeeded.add(outcome.shard)
+            else:
+                failed.add(outcome.shard)
+                failed_attempts += 1
+        return RunStatus(
+            run_id=manifest.run_id,
+            total=manifest.shard_count,
+            succeeded=len(succeeded),
+            failed=len(failed - succeeded),
+            failed_attempts=failed_attempts,
+            points_total=manifest.point_count,
+        )
+
+    def redrive(self, run_id: str) -> list[int]:
+        return redrive_run(run_id, self.parent_deps())
+
+    def query_engine(self) -> LocalQueryEngine:
+        return LocalQueryEngine(self.data_dir, self.layout, catalog().values())
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for this process's own workers (not needed to follow a run; ``wait`` is)."""
+        if isinstance(self._invoker, LocalInvoker):
+            return self._invoker.pool.join(timeout)
+        return True
+
+
+@define
+class Run:
+    """A submitted run. Every method reads the results layout, so any process can follow it."""
+
+    run_id: str
+    target: EmbeddedTarget
+    accepted: AcceptedRun | None = None
+    _manifest: RunManifest | None = None
+
+    @property
+    def manifest(self) -> RunManifest:
+        if self._manifest is None:
+            self._manifest = self.target.manifest(self.run_id)
+        return self._manifest
+
+    def status(self) -> RunStatus:
+        """Shards succeeded, failed (no success yet), missing, and the total."""
+        return self.target.status(self.manifest)
+
+    def wait(
+        self, timeout: float | None = None, progress: bool = True, poll: float = 0.2
+    ) -> RunStatus:
+        """Block until every shard has a success or failure record.
+
+        Parameters
+        ----------
+        timeout
+            Seconds to wait at most; ``None`` waits as long as it takes.
+        progress
+            Draw a progress bar when stderr is a terminal.
+
+        Raises
+        ------
+        TimeoutError
+            When ``timeout`` passes first; the run goes on.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _progress_bar(self.manifest) if progress and sys.stderr.isatty() else None
+        try:
+            while True:
+                status = self.status()
+                if bar is not None:
+                    bar.update(status.succeeded + status.failed - bar.n)
+                    bar.set_postfix(failed=status.failed, refresh=False)
+                if status.settled:
+                    return status
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"run {self.run_id}: {status.missing} of {status.total} shards still "
+                        f"running after {timeout} s"
+                    )
+                time.sleep(poll)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def results(self) -> pa.Table:
+        """Every computed point of the run (index, parameters, metrics), by point index."""
+        prefix = self.target.layout.points_prefix(self.manifest.spec.kernel, self.run_id)
+        folder = self.target.data_dir / prefix
+        schema = points_table(KERNELS[self.manifest.spec.kernel].spec).arrow_schema
+        if not folder.is_dir():
+            return schema.empty_table()
+        dataset = ds.dataset(folder, format="parquet", schema=schema, exclude_invalid_files=False)
+        return dataset.to_table().sort_by("point_index")
+
+    def outcomes(self) -> pa.Table:
+        """Every outcome record of the run, one row per attempt, with its status."""
+        return self.query("SELECT * FROM outcomes WHERE run_id = ? ORDER BY shard, status, attempt")
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run Athena SQL over this run's tables (on DuckDB locally).
+
+        Each ``?`` placeholder takes this run's id unless ``params`` are given.
+        """
+        values = list(params) if params is not None else [self.run_id] * placeholders(sql)
+        return self.target.query_engine().run(sql, values)
+
+    def named(self, name: str) -> pa.Table:
+        """Run one of the shipped queries (``sweep_sdk.query.QUERY_NAMES``) for this run."""
+        return self.query(named_query(name))
+
+    def redrive(self) -> list[int]:
+        """Dispatch again every shard without a success, under the same run id."""
+        return self.target.redrive(self.run_id)
+
+
+def submit(
+    spec: SweepRequest | dict[str, Any] | str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    detach: bool = False,
+) -> Run:
+    """Submit a sweep and return its ``Run`` at once; the shards run in the background.
+
+    Parameters
+    ----------
+    spec
+        A ``SweepRequest``, its JSON form as a dict or text, or the path of a JSON file.
+    data_dir
+        Data folder of the embedded target (default ``$SWEEP_DATA_DIR`` or ``./.sweep``).
+    workers
+        Worker processes (default: one per core).
+    detach
+        Run the workers in a separate process that outlives this one.
+
+    Raises
+    ------
+    ContractError
+        The request is invalid; ``problems`` lists every reason with its path.
+    SubmitError
+        The target refused the request for another reason (e.g. a reused client token).
+    """
+    target = EmbeddedTarget.from_env(data_dir, workers=workers, detach=detach)
+    accepted = target.submit(_raw(spec))
+    return Run(accepted.run_id, target, accepted)
+
+
+def open_run(run_id: str, *, data_dir: str | os.PathLike[str] | None = None) -> Run:
+    """Reopen a run by id (raises ``LookupError`` when there is none)."""
+    run = Run(run_id, EmbeddedTarget.from_env(data_dir))
+    _ = run.manifest
+    return run
+
+
+def _raw(spec: SweepRequest | dict[str, Any] | str | os.PathLike[str]) -> Any:
+    if isinstance(spec, SweepRequest):
+        return unstructure(spec)
+    if isinstance(spec, os.PathLike) or (
+        isinstance(spec, str) and not spec.lstrip().startswith("{")
+    ):
+        return json.loads(Path(spec).read_text())
+    return spec
+
+
+def _progress_bar(manifest: RunManifest) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=manifest.shard_count,
+        unit="shard",
+        desc=f"run {manifest.run_id}",
+        dynamic_ncols=True,
+    )

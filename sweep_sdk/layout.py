@@ -1,0 +1,102 @@
+"""Every object key of a run, in one place. S3 and the local data folder share this layout.
+
+```
+<prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/manifest.json
+<prefix>/tokens/<sha256 of client_token>.json
+<prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/shard=00042.parquet
+<prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=failure/shard=00042-attempt=0001.parquet
+<prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/shard=00042.parquet
+```
+Directories named ``column=value`` are the hive partitions (Athena and DuckDB read them as
+columns); everything below the last partition is a plain file name, so success and failure
+objects sit at the same depth and one table spans both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+
+from attrs import frozen
+
+RUN_ID_PATTERN = re.compile(r"^(\d{8})T(\d{6})Z-([0-9a-f]{8})$")
+_OUTCOME_FILE = re.compile(r"^shard=(\d+)(?:-attempt=(\d+))?\.parquet$")
+SHARD_DIGITS = 5
+
+
+def new_run_id(now: datetime, token: str) -> str:
+    """A run id that sorts by creation time and names its own date: ``20261123T152100Z-1a2b3c4d``.
+
+    ``token`` is 8 hex characters of entropy supplied by the caller (ids are injected, never
+    drawn here), so the function stays pure.
+    """
+    return f"{now:%Y%m%dT%H%M%S}Z-{token}"
+
+
+def run_date_of(run_id: str) -> str:
+    """The ``run_date`` partition of a run, read from its id."""
+    match = RUN_ID_PATTERN.match(run_id)
+    if match is None:
+        raise ValueError(f"{run_id!r} is not a run id (like 20261123T152100Z-1a2b3c4d)")
+    day = match.group(1)
+    return f"{day[:4]}-{day[4:6]}-{day[6:]}"
+
+
+@frozen
+class OutcomeKey:
+    status: str
+    shard: int
+    attempt: int | None
+
+
+@frozen
+class Layout:
+    """Keys under one results prefix."""
+
+    prefix: str = "results"
+
+    def _run(self, table: str, run_id: str) -> str:
+        return f"{self.prefix}/{table}/run_date={run_date_of(run_id)}/run_id={run_id}"
+
+    def manifest_key(self, run_id: str) -> str:
+        return f"{self._run('runs', run_id)}/manifest.json"
+
+    def token_key(self, client_token: str) -> str:
+        digest = hashlib.sha256(client_token.encode()).hexdigest()
+        return f"{self.prefix}/tokens/{digest}.json"
+
+    def outcomes_prefix(self, run_id: str) -> str:
+        return f"{self._run('outcomes', run_id)}/"
+
+    def success_key(self, run_id: str, shard: int) -> str:
+        return (
+            f"{self.outcomes_prefix(run_id)}status=success/shard={shard:0{SHARD_DIGITS}d}.parquet"
+        )
+
+    def failure_prefix(self, run_id: str, shard: int) -> str:
+        return f"{self.outcomes_prefix(run_id)}status=failure/shard={shard:0{SHARD_DIGITS}d}-"
+
+    def failure_key(self, run_id: str, shard: int, attempt: int) -> str:
+        return f"{self.failure_prefix(run_id, shard)}attempt={attempt:04d}.parquet"
+
+    def points_prefix(self, kernel: str, run_id: str) -> str:
+        return f"{self._run(f'points/{kernel}', run_id)}/"
+
+    def points_key(self, kernel: str, run_id: str, shard: int) -> str:
+        return f"{self.points_prefix(kernel, run_id)}shard={shard:0{SHARD_DIGITS}d}.parquet"
+
+    def table_root(self, table: str) -> str:
+        """Where a table's partitions start: ``outcomes``, ``runs`` or ``points/<kernel>``."""
+        return f"{self.prefix}/{table}/"
+
+    @staticmethod
+    def parse_outcome_key(key: str) -> OutcomeKey:
+        """Status, shard and attempt of an outcome object, from its key alone."""
+        status_dir, _, name = key.rpartition("/")
+        status = status_dir.rpartition("/status=")[2]
+        match = _OUTCOME_FILE.match(name)
+        if match is None or status not in ("success", "failure"):
+            raise ValueError(f"{key!r} is not an outcome key")
+        attempt = match.group(2)
+        return OutcomeKey(status, int(match.group(1)), None if attempt is None else int(attempt))

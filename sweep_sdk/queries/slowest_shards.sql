@@ -1,0 +1,14 @@
+-- The twenty slowest attempts of a run, successful or not.
+-- Parameters: run_id.
+SELECT
+    shard,
+    attempt,
+    status,
+    point_count,
+    duration_ms,
+    duration_ms / point_count AS ms_per_point,
+    error_code
+FROM outcomes
+WHERE run_id = ?
+ORDER BY duration_ms DESC, shard
+LIMIT 20

@@ -1,0 +1,93 @@
+"""SQL over a run's layout. The shipped queries are Athena SQL; locally they run on DuckDB.
+
+Locally, each table is a DuckDB view over the Parquet files with hive partitioning, named as
+the Glue tables are (``outcomes``, ``points_<kernel>``), and Athena SQL is translated to
+DuckDB's dialect by sqlglot, so one query text serves both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot.errors import ParseError
+
+from sweep_sdk.kernel_spec import KernelSpec
+from sweep_sdk.layout import Layout
+from sweep_sdk.tables import OUTCOMES, Table, points_table
+
+QUERY_NAMES = ("run_summary", "failure_rate_by_run", "failure_rate_by_day", "slowest_shards")
+
+
+class QueryError(ValueError):
+    """SQL that cannot be parsed or run; the message says why."""
+
+
+def named_query(name: str) -> str:
+    """The Athena SQL text of a shipped query."""
+    if name not in QUERY_NAMES:
+        raise QueryError(f"no query named {name!r}; shipped queries: {', '.join(QUERY_NAMES)}")
+    return resources.files("sweep_sdk.queries").joinpath(f"{name}.sql").read_text()
+
+
+def athena_to_duckdb(sql: str) -> str:
+    """Translate one Athena statement to DuckDB's dialect (raises ``QueryError``)."""
+    try:
+        statements = sqlglot.transpile(sql, read="athena", write="duckdb")
+    except ParseError as exc:
+        raise QueryError(f"not valid Athena SQL: {exc}") from None
+    if len(statements) != 1:
+        raise QueryError("give exactly one SQL statement")
+    return statements[0]
+
+
+class LocalQueryEngine:
+    """DuckDB over a data folder laid out like the results bucket."""
+
+    def __init__(self, root: Path, layout: Layout, kernels: Iterable[KernelSpec]) -> None:
+        self.root = root
+        self.layout = layout
+        self.kernels = tuple(kernels)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        self._view(con, OUTCOMES, self.layout.table_root("outcomes"), depth=3)
+        for kernel in self.kernels:
+            table = points_table(kernel)
+            self._view(con, table, self.layout.table_root(f"points/{kernel.name}"), depth=2)
+        return con
+
+    def run(self, sql: str, params: Sequence[Any] = (), dialect: str = "athena") -> pa.Table:
+        """Run one statement; ``?`` placeholders take ``params`` in order."""
+        text = athena_to_duckdb(sql) if dialect == "athena" else sql
+        con = self.connect()
+        try:
+            return con.sql(text, params=list(params) or None).to_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryError(str(exc).splitlines()[0]) from None
+        finally:
+            con.close()
+
+    def _view(self, con: duckdb.DuckDBPyConnection, table: Table, root: str, depth: int) -> None:
+        base = self.root / root
+        pattern = "/".join(["*"] * depth + ["*.parquet"])
+        if not base.is_dir() or next(base.glob(pattern), None) is None:
+            con.register(f"{table.name}_empty", table.full_arrow_schema.empty_table())
+            con.execute(f"CREATE VIEW {table.name} AS SELECT * FROM {table.name}_empty")
+            return
+        glob = str(base / pattern).replace("'", "''")
+        hive_types = ", ".join(f"'{c.name}': VARCHAR" for c in table.partitions)
+        con.execute(
+            f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{glob}', "
+            f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
+        )
+
+
+def placeholders(sql: str) -> int:
+    """How many ``?`` parameters a statement takes."""
+    return sum(1 for _ in sqlglot.parse_one(sql, read="athena").find_all(sqlglot.exp.Placeholder))
