@@ -26,9 +26,10 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## bench: performance figures of the core (planning, kernel throughput, validation)
+## bench: performance figures, each side by side with its baseline
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_core.py
+	$(BIN)/python scripts/bench_local.py
 
 clean:
 	rm -rf $(VENV) .sweep build *.egg-info

@@ -28,7 +28,7 @@ class LocalStore:
 
     def path(self, key: str) -> Path:
         parts = key.split("/")
-        if key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or not parts[-1]:
+        if key.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"invalid object key {key!r}")
         return self.root.joinpath(*parts)
 
@@ -38,15 +38,15 @@ class LocalStore:
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        with open(temp, "xb") as handle:
-            handle.write(body)
         try:
+            with open(temp, "xb") as handle:
+                handle.write(body)
             os.link(temp, target)
             return True
         except FileExistsError:
             return False
         finally:
-            temp.unlink()
+            temp.unlink(missing_ok=True)
 
     def get(self, key: str) -> bytes:
         try:
@@ -62,15 +62,17 @@ class LocalStore:
         base = self.root / directory if directory else self.root
         if not base.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
+        keys = []
+        for dirpath, _, filenames in os.walk(base):
             rel = Path(dirpath).relative_to(self.root).as_posix()
-            for name in sorted(filenames):
+            for name in filenames:
                 if name.startswith("."):
                     continue  # unpublished temporary files
                 key = name if rel == "." else f"{rel}/{name}"
                 if key.startswith(prefix):
-                    yield key
+                    keys.append(key)
+        # In key order, as S3 lists: a walk yields a folder's files before its subfolders.
+        yield from sorted(keys)
 
 
 def utc_now() -> datetime:

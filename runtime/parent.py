@@ -19,6 +19,8 @@ from sweep_sdk.contract import (
     ClientTokenRecord,
     ErrorBody,
     ErrorResponse,
+    RedrivenShard,
+    RedriveRecord,
     RunManifest,
     ShardTask,
     SweepRequest,
@@ -28,6 +30,7 @@ from sweep_sdk.kernel_spec import KernelCatalog
 from sweep_sdk.layout import Layout, new_run_id, run_date_of
 from sweep_sdk.planning import plan_shards
 from sweep_sdk.space import point_count
+from sweep_sdk.status import ShardRecords
 from sweep_sdk.validation import Limits, parse_request
 
 
@@ -74,18 +77,37 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
         worker_version=WORKER_VERSION,
     )
     if not deps.store.put_if_absent(deps.layout.manifest_key(run_id), dumps(manifest).encode()):
+        existing = read_manifest(deps.store, deps.layout, run_id)
+        if request.client_token is not None and existing is not None:
+            # a concurrent repeat of this submit wrote it first: that one dispatches
+            return ParentResponse(202, accepted(existing, deps.layout, existing=True))
         return error_response(500, "RUN_ID_COLLISION", f"run {run_id} already exists; retry")
     deps.invoker.invoke_async(list(shard_tasks(manifest)))
     return ParentResponse(202, accepted(manifest, deps.layout))
 
 
 def redrive_run(run_id: str, deps: ParentDeps) -> list[int]:
-    """Dispatch again every shard of the run that has no success; return their numbers."""
+    """Dispatch again every shard of the run that has no success; return their numbers.
+
+    A redrive record lists them first, with the failures each had, so every reader of the
+    layout counts them as in flight until a newer record arrives.
+    """
     manifest = read_manifest(deps.store, deps.layout, run_id)
     if manifest is None:
         raise NotFound(f"no run {run_id}")
-    done = succeeded_shards(deps.store, deps.layout, run_id)
-    missing = [k for k in range(manifest.shard_count) if k not in done]
+    records = shard_records(deps.store, deps.layout, run_id)
+    missing = [k for k in range(manifest.shard_count) if k not in records.succeeded]
+    if not missing:
+        return []
+    shards = tuple(RedrivenShard(k, records.failed_attempts[k]) for k in missing)
+    number = sum(1 for _ in deps.store.list(deps.layout.redrive_prefix(run_id))) + 1
+    while True:
+        record = RedriveRecord(run_id, number, deps.clock().isoformat(), shards)
+        if deps.store.put_if_absent(
+            deps.layout.redrive_key(run_id, number), dumps(record).encode()
+        ):
+            break
+        number += 1  # a concurrent redrive took this number
     deps.invoker.invoke_async(list(shard_tasks(manifest, missing)))
     return missing
 
@@ -97,9 +119,15 @@ def shard_tasks(manifest: RunManifest, shards: Iterable[int] | None = None) -> I
         yield ShardTask(manifest.run_id, manifest.run_date, r.shard, r.start, r.end, manifest.spec)
 
 
-def succeeded_shards(store: ObjectStore, layout: Layout, run_id: str) -> set[int]:
-    prefix = layout.outcomes_prefix(run_id) + "status=success/"
-    return {layout.parse_outcome_key(key).shard for key in store.list(prefix)}
+def shard_records(store: ObjectStore, layout: Layout, run_id: str) -> ShardRecords:
+    return ShardRecords.from_keys(store.list(layout.outcomes_prefix(run_id)))
+
+
+def read_redrives(store: ObjectStore, layout: Layout, run_id: str) -> list[RedriveRecord]:
+    return [
+        structure(loads(store.get(key)), RedriveRecord)
+        for key in store.list(layout.redrive_prefix(run_id))
+    ]
 
 
 def accepted(manifest: RunManifest, layout: Layout, existing: bool = False) -> AcceptedRun:

@@ -66,7 +66,8 @@ def run_shard(task: ShardTask, context: InvocationContext, deps: WorkerDeps) -> 
         store.put_if_absent(layout.points_key(kernel.spec.name, task.run_id, task.shard), points)
         attempt = _failed_attempts(task, deps) + 1
         outcome = _outcome(task, attempt, started, t0, deps, "success")
-        store.put_if_absent(success_key, outcome_parquet(outcome))
+        if not store.put_if_absent(success_key, outcome_parquet(outcome)):
+            return _existing(task, deps)  # a concurrent delivery of the task won the write
         return outcome
     except KernelError as exc:
         return record_failure(task, exc.code, exc.message, deps, started, t0)

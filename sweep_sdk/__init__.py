@@ -1,34 +1,45 @@
 """sweep: fan a numeric parameter sweep out over worker processes or AWS Lambda.
 
-The contract (request and envelope types, JSON Schema, validation) and the pure planning core
-live here; ``runtime`` holds what runs the shards.
+``from sweep_sdk import submit`` submits a run. The contract (request and envelope types, JSON
+Schema, validation) and the pure planning core live in this package; ``runtime`` runs shards.
+Exports load on first use, so a worker that imports only the contract pays for nothing else.
 """
 
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from sweep_sdk._version import __version__
-from sweep_sdk.contract import SCHEMA_VERSION, Problem, SweepRequest
-from sweep_sdk.convert import ContractError
-from sweep_sdk.planning import ShardPlan, plan_shards
-from sweep_sdk.schema import request_json_schema
-from sweep_sdk.space import PointSpace, point_count
-from sweep_sdk.validation import Limits, parse_request
 
 if TYPE_CHECKING:
-    from sweep_sdk.client import Run, RunStatus, SubmitError, open_run, submit
+    from sweep_sdk.client import Run, SubmitError, open_run, submit
+    from sweep_sdk.contract import SCHEMA_VERSION, Problem, SweepRequest
+    from sweep_sdk.convert import ContractError
+    from sweep_sdk.planning import ShardPlan, plan_shards
+    from sweep_sdk.schema import request_json_schema
+    from sweep_sdk.space import PointSpace, point_count
+    from sweep_sdk.status import RunStatus
+    from sweep_sdk.validation import Limits, parse_request
 
-_CLIENT = {"Run", "RunStatus", "SubmitError", "open_run", "submit"}
-
-
-def __getattr__(name: str) -> Any:
-    # The client pulls in the runtime (worker pool, stores), which itself imports the contract
-    # from this package: load it on first use so `import sweep_sdk.contract` stays light.
-    if name in _CLIENT:
-        from sweep_sdk import client
-
-        return getattr(client, name)
-    raise AttributeError(f"module 'sweep_sdk' has no attribute {name!r}")
-
+_EXPORTS = {
+    "submit": "client",
+    "open_run": "client",
+    "Run": "client",
+    "RunStatus": "status",
+    "SubmitError": "client",
+    "SCHEMA_VERSION": "contract",
+    "Problem": "contract",
+    "SweepRequest": "contract",
+    "ContractError": "convert",
+    "ShardPlan": "planning",
+    "plan_shards": "planning",
+    "request_json_schema": "schema",
+    "PointSpace": "space",
+    "point_count": "space",
+    "Limits": "validation",
+    "parse_request": "validation",
+}
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -49,3 +60,10 @@ __all__ = [
     "request_json_schema",
     "submit",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sweep_sdk' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sweep_sdk.{module}"), name)

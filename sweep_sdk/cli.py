@@ -1,4 +1,8 @@
-"""The ``sweep`` command line. User errors end with a message on stderr and exit code 2."""
+"""The ``sweep`` command line.
+
+User errors end with a message on stderr and exit code 2 (no traceback). ``run --wait`` and
+``redrive --wait`` exit 1 when the run settles with failed shards, so scripts notice.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sweep_sdk.client import EmbeddedTarget, Run, SubmitError
 from sweep_sdk.convert import ContractError
 from sweep_sdk.planning import plan_shards
+from sweep_sdk.query import QUERY_NAMES, QueryError, named_query
 from sweep_sdk.schema import request_json_schema
 from sweep_sdk.space import point_count
+from sweep_sdk.status import RunStatus
 from sweep_sdk.validation import parse_request
 
 
@@ -31,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    except UserError as exc:
+    except (UserError, SubmitError, LookupError, QueryError, TimeoutError) as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
 
@@ -47,7 +54,53 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("spec", type=Path, help="sweep request JSON file")
     plan.add_argument("--json", action="store_true", help="print one JSON object")
     plan.set_defaults(handler=_plan)
+
+    run = commands.add_parser("run", help="submit a sweep (its shards run in the background)")
+    run.add_argument("spec", type=Path, help="sweep request JSON file")
+    _target_options(run)
+    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--wait", action="store_true", help="wait until every shard has settled")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(handler=_run)
+
+    status = commands.add_parser("status", help="shards succeeded, failed and missing")
+    status.add_argument("run_id")
+    _target_options(status)
+    status.add_argument("--wait", action="store_true", help="wait until every shard has settled")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_status)
+
+    results = commands.add_parser("results", help="write a run's points to Parquet or CSV")
+    results.add_argument("run_id")
+    results.add_argument("--out", type=Path, required=True, help="FILE.parquet or FILE.csv")
+    _target_options(results)
+    results.set_defaults(handler=_results)
+
+    redrive = commands.add_parser("redrive", help="re-run only the shards without a success")
+    redrive.add_argument("run_id")
+    _target_options(redrive)
+    redrive.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    redrive.add_argument("--wait", action="store_true", help="wait until every shard has settled")
+    redrive.add_argument("--json", action="store_true", help="print one JSON object")
+    redrive.set_defaults(handler=_redrive)
+
+    query = commands.add_parser(
+        "query", help="run Athena SQL over a run (DuckDB locally); ? takes the run id"
+    )
+    query.add_argument("run_id")
+    what = query.add_mutually_exclusive_group(required=True)
+    what.add_argument("sql", nargs="?", help="one SQL statement")
+    what.add_argument("--name", choices=QUERY_NAMES, help="a shipped query")
+    _target_options(query)
+    query.add_argument("--json", action="store_true", help="print rows as JSON lines")
+    query.set_defaults(handler=_query)
     return parser
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", help="data folder of the embedded target (default $SWEEP_DATA_DIR or .sweep)"
+    )
 
 
 def read_spec(path: Path) -> Any:
@@ -84,3 +137,122 @@ def _plan(args: argparse.Namespace) -> int:
         for key, value in summary.items():
             print(f"{key:>15}: {value}")
     return 0
+
+
+def _target(args: argparse.Namespace) -> EmbeddedTarget:
+    # Detached: the workers live in their own process, so this command may exit (or be
+    # interrupted while waiting) without stopping the run.
+    return EmbeddedTarget.from_env(
+        args.data_dir, workers=getattr(args, "workers", None), detach=True
+    )
+
+
+def _open(args: argparse.Namespace) -> Run:
+    run = Run(args.run_id, _target(args))
+    _ = run.manifest
+    return run
+
+
+def _run(args: argparse.Namespace) -> int:
+    target = _target(args)
+    accepted = target.submit(read_spec(args.spec))
+    run = Run(accepted.run_id, target, accepted)
+    if not args.json:
+        print(
+            f"run {accepted.run_id}: {accepted.point_count:,} points in "
+            f"{accepted.shard_count:,} shards" + (" (existing run)" if accepted.existing else "")
+        )
+    return _settle(run, args) if args.wait else _report(run.status(), run, args, final=False)
+
+
+def _status(args: argparse.Namespace) -> int:
+    run = _open(args)
+    return _settle(run, args) if args.wait else _report(run.status(), run, args, final=False)
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    run = _open(args)
+    shards = run.redrive()
+    if not args.json:
+        print(f"run {run.run_id}: dispatched {len(shards)} shard(s) again")
+    return _settle(run, args) if args.wait else _report(run.status(), run, args, final=False)
+
+
+def _settle(run: Run, args: argparse.Namespace) -> int:
+    try:
+        status = run.wait(progress=not args.json)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped waiting; the run goes on. Watch it with: sweep status {run.run_id} --wait",
+            file=sys.stderr,
+        )
+        return 130
+    return _report(status, run, args, final=True)
+
+
+def _report(status: RunStatus, run: Run, args: argparse.Namespace, final: bool) -> int:
+    summary = {**status.as_dict(), "data_dir": str(run.target.data_dir)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"{status.succeeded:,} succeeded, {status.failed:,} failed, {status.missing:,} missing"
+            f" of {status.total:,} shards ({status.points_total:,} points)"
+        )
+        if status.failed:
+            print(f"  see why: sweep query {run.run_id} --name slowest_shards; "
+                  f"re-run failed shards: sweep redrive {run.run_id}")  # fmt: skip
+    return 1 if final and (status.failed or status.missing) else 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    table = _open(args).results()
+    suffix = args.out.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, args.out)
+    elif suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, args.out)
+    else:
+        raise UserError(f"--out must end in .parquet or .csv, not {args.out.name!r}")
+    print(f"wrote {table.num_rows:,} points to {args.out}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    run = _open(args)
+    table = run.query(named_query(args.name) if args.name else args.sql)
+    if args.json:
+        for row in table.to_pylist():
+            print(json.dumps(row, default=str))
+    else:
+        print(format_table(table.column_names, table.to_pylist()))
+    return 0
+
+
+def format_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """A plain text table, numbers right-aligned."""
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    numeric = [
+        all(isinstance(row[c], int | float) or row[c] is None for row in rows) for c in columns
+    ]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)
+        )
+
+    out = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
+    return "\n".join(out) + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

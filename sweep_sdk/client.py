@@ -17,17 +17,25 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from attrs import define, field, frozen
+from attrs import define, field
 
 from runtime.kernels import KERNELS, catalog
 from runtime.local import LocalStore, random_token, utc_now
 from runtime.local_pool import DEFAULT_SHARD_TIMEOUT, DetachedLocalInvoker, LocalInvoker, WorkerPool
-from runtime.parent import ParentDeps, read_manifest, redrive_run, submit_run
+from runtime.parent import (
+    ParentDeps,
+    read_manifest,
+    read_redrives,
+    redrive_run,
+    shard_records,
+    submit_run,
+)
 from runtime.ports import Invoker
 from sweep_sdk.contract import AcceptedRun, ErrorResponse, RunManifest, SweepRequest
 from sweep_sdk.convert import ContractError, unstructure
 from sweep_sdk.layout import Layout, run_date_of
 from sweep_sdk.query import LocalQueryEngine, named_query, placeholders
+from sweep_sdk.status import RunStatus, tally
 from sweep_sdk.tables import points_table
 
 DEFAULT_DATA_DIR = ".sweep"
@@ -40,38 +48,6 @@ class SubmitError(RuntimeError):
         super().__init__(f"{error.error.code}: {error.error.message}")
         self.status_code = status_code
         self.error = error
-
-
-@frozen
-class RunStatus:
-    """Where a run stands: every shard is succeeded, failed (no success yet) or missing."""
-
-    run_id: str
-    total: int
-    succeeded: int
-    failed: int
-    failed_attempts: int
-    points_total: int
-
-    @property
-    def missing(self) -> int:
-        return self.total - self.succeeded - self.failed
-
-    @property
-    def settled(self) -> bool:
-        """Every shard has a record (success or failure)."""
-        return self.missing == 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "points": self.points_total,
-            "shards": self.total,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "missing": self.missing,
-            "failed_attempts": self.failed_attempts,
-        }
 
 
 @define
@@ -131,23 +107,13 @@ class EmbeddedTarget:
         return manifest
 
     def status(self, manifest: RunManifest) -> RunStatus:
-        succeeded: set[int] = set()
-        failed: set[int] = set()
-        failed_attempts = 0
-        for key in self.store.list(self.layout.outcomes_prefix(manifest.run_id)):
-            outcome = self.layout.parse_outcome_key(key)
-            if outcome.status == "success":
-                succeeded.add(outcome.shard)
-            else:
-                failed.add(outcome.shard)
-                failed_attempts += 1
-        return RunStatus(
-            run_id=manifest.run_id,
-            total=manifest.shard_count,
-            succeeded=len(succeeded),
-            failed=len(failed - succeeded),
-            failed_attempts=failed_attempts,
-            points_total=manifest.point_count,
+        store, run_id = self.store, manifest.run_id
+        return tally(
+            run_id,
+            manifest.shard_count,
+            manifest.point_count,
+            shard_records(store, self.layout, run_id),
+            read_redrives(store, self.layout, run_id),
         )
 
     def redrive(self, run_id: str) -> list[int]:

@@ -201,6 +201,24 @@ class AcceptedRun:
 
 
 @frozen
+class RedrivenShard:
+    shard: int
+    failed_attempts: int
+    """Failure records the shard had when it was dispatched again."""
+
+
+@frozen
+class RedriveRecord:
+    """Shards dispatched again; each is in flight until it has a newer record than listed here."""
+
+    run_id: str
+    number: int
+    created_at: str
+    shards: tuple[RedrivenShard, ...]
+    schema_version: str = _version()
+
+
+@frozen
 class ClientTokenRecord:
     """Which run a client token started, and a digest of the request it came with."""
 

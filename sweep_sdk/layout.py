@@ -2,6 +2,7 @@
 
 ```
 <prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/manifest.json
+<prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/redrive-0001.json
 <prefix>/tokens/<sha256 of client_token>.json
 <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/shard=00042.parquet
 <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=failure/shard=00042-attempt=0001.parquet
@@ -61,6 +62,12 @@ class Layout:
 
     def manifest_key(self, run_id: str) -> str:
         return f"{self._run('runs', run_id)}/manifest.json"
+
+    def redrive_prefix(self, run_id: str) -> str:
+        return f"{self._run('runs', run_id)}/redrive-"
+
+    def redrive_key(self, run_id: str, number: int) -> str:
+        return f"{self.redrive_prefix(run_id)}{number:04d}.json"
 
     def token_key(self, client_token: str) -> str:
         digest = hashlib.sha256(client_token.encode()).hexdigest()

@@ -49,8 +49,10 @@ def point_count(spec: SweepRequest) -> int:
 
 
 def dtype_of(param: ParamSpec) -> np.dtype[np.generic]:
-    kinds = {"float": np.float64, "int": np.int64, "choice": np.str_}
-    return np.dtype(kinds[param.kind])
+    if param.kind == "choice":
+        # sized to the longest choice: a bare np.str_ would truncate every value to one letter
+        return np.dtype(f"U{max(len(c) for c in param.choices)}")
+    return np.dtype(np.float64 if param.kind == "float" else np.int64)
 
 
 def grid_values(axis: Axis, param: ParamSpec) -> Column:

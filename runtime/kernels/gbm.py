@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from runtime.kernels import Arrays, Kernel
+from runtime.kernels import Arrays, Kernel, KernelError
 from sweep_sdk.kernel_spec import KernelSpec, MetricSpec, ParamSpec
 from sweep_sdk.rng import point_stream
 
@@ -64,6 +64,13 @@ def compute(params: Arrays, index: NDArray[np.int64], seed: int) -> dict[str, ND
     maturity = params["maturity"].astype(np.float64)
     paths = params["paths"].astype(np.int64)
     is_call = params["option"] == "call"
+    unknown = ~(is_call | (params["option"] == "put"))
+    if unknown.any():
+        j = int(np.argmax(unknown))
+        raise KernelError(
+            "INVALID_PARAMETERS",
+            f"option must be 'call' or 'put', got {str(params['option'][j])!r} at point {index[j]}",
+        )
 
     # Work in units of s0 and pull the discount factor out of the loop: the payoff is
     # s0 * max(exp(drift + vol * z) - strike / s0, 0), so the per-path work is one affine map,

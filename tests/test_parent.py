@@ -1,0 +1,311 @@
+"""The parent core over a real folder store: what a submit writes, dispatches and answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.local import LocalContext, LocalStore
+from runtime.parent import ParentDeps, ParentResponse, read_manifest, redrive_run, submit_run
+from runtime.ports import NotFound
+from runtime.worker import WorkerDeps, record_failure, run_shard
+from sweep_sdk.contract import AcceptedRun, ErrorResponse, ShardTask
+from sweep_sdk.convert import dumps
+from sweep_sdk.layout import Layout, new_run_id
+from sweep_sdk.validation import Limits, parse_request
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+TOKEN = "0a1b2c3d"
+RUN_ID = "20260102T030405Z-0a1b2c3d"
+LAYOUT = Layout("results")
+
+
+class RecordingInvoker:
+    """Keeps every task it is handed instead of running it."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[ShardTask]] = []
+
+    def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
+        self.calls.append(list(tasks))
+
+    @property
+    def tasks(self) -> list[ShardTask]:
+        return [task for call in self.calls for task in call]
+
+
+class FakeClock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Tokens:
+    """Hands out the given tokens in order, as the injected entropy source."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = list(tokens)
+
+    def __call__(self) -> str:
+        return self.tokens.pop(0)
+
+
+class Parent:
+    """A parent wired to a folder store, a recording invoker and a controllable clock."""
+
+    def __init__(self, root: Path, *tokens: str, limits: Limits | None = None) -> None:
+        self.store = LocalStore(root)
+        self.invoker = RecordingInvoker()
+        self.clock = FakeClock()
+        self.deps = ParentDeps(
+            store=self.store,
+            layout=LAYOUT,
+            invoker=self.invoker,
+            clock=self.clock,
+            new_token=Tokens(*(tokens or (TOKEN,))),
+            limits=limits or Limits(),
+        )
+
+    def submit(self, raw: Any) -> ParentResponse:
+        return submit_run(raw, self.deps)
+
+    def snapshot(self) -> dict[str, bytes]:
+        return {key: self.store.get(key) for key in self.store.list("")}
+
+
+def accepted(response: ParentResponse) -> AcceptedRun:
+    assert response.status_code == 202, response
+    assert isinstance(response.body, AcceptedRun)
+    return response.body
+
+
+def rejected(response: ParentResponse, status: int) -> ErrorResponse:
+    assert response.status_code == status, response
+    assert isinstance(response.body, ErrorResponse)
+    return response.body
+
+
+def all_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.fixture
+def request_(gbm_request: dict[str, Any]) -> dict[str, Any]:
+    """80 points in shards of 7: eleven of 7 and a last one of 3."""
+    gbm_request["params"]["paths"] = 200
+    gbm_request["sharding"] = {"shard_size": 7}
+    return gbm_request
+
+
+def test_a_valid_request_writes_one_manifest_and_dispatches_every_shard_once(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    parent = Parent(tmp_path)
+    body = accepted(parent.submit(request_))
+
+    assert body.run_id == RUN_ID
+    assert (body.run_date, body.kernel) == ("2026-01-02", "gbm_european_option")
+    assert (body.point_count, body.shard_count, body.existing) == (80, 12, False)
+    assert body.manifest_key == LAYOUT.manifest_key(RUN_ID)
+    assert list(parent.store.list(f"{LAYOUT.prefix}/runs/")) == [body.manifest_key]
+    assert set(parent.store.list("")) == {
+        body.manifest_key,
+        LAYOUT.token_key(request_["client_token"]),
+    }
+    manifest = read_manifest(parent.store, LAYOUT, RUN_ID)
+    assert manifest is not None
+    assert manifest.spec == parse_request(request_)
+    assert (manifest.point_count, manifest.shard_count) == (80, 12)
+    assert manifest.created_at == T0.isoformat()
+
+    assert len(parent.invoker.calls) == 1
+    tasks = parent.invoker.tasks
+    assert [t.shard for t in tasks] == list(range(12))
+    assert {(t.run_id, t.run_date) for t in tasks} == {(RUN_ID, "2026-01-02")}
+    assert all(t.spec == manifest.spec for t in tasks)
+    covered = [i for t in tasks for i in range(t.start, t.end)]
+    assert covered == list(range(80))  # every point once, in order, no gaps
+    assert [t.end - t.start for t in tasks] == [7] * 11 + [3]
+
+
+def test_without_a_client_token_only_the_manifest_is_written(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    del request_["client_token"]
+    parent = Parent(tmp_path)
+    body = accepted(parent.submit(request_))
+    assert list(parent.store.list("")) == [body.manifest_key]
+    assert len(parent.invoker.tasks) == 12
+
+
+def test_an_invalid_request_lists_every_problem_and_leaves_no_trace(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    request_["axes"]["sigma"]["linspace"]["num"] = 0
+    request_["colour"] = "blue"
+    request_["seed"] = -1
+    request_["sharding"] = {"shard_size": 10, "shard_count": 3}
+    del request_["sampling"]
+    parent = Parent(tmp_path)
+    error = rejected(parent.submit(request_), 400).error
+
+    assert error.code == "INVALID_REQUEST"
+    assert sorted(p.path for p in error.problems) == [
+        "$.axes.sigma.linspace.num",
+        "$.colour",
+        "$.sampling",
+        "$.seed",
+        "$.sharding",
+    ]
+    assert all(p.message for p in error.problems)
+    assert all_files(tmp_path) == []
+    assert parent.invoker.calls == []
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "paths"),
+    [
+        (
+            {"params": {"s0": -1.0, "rate": 0.02, "maturity": 1.0, "volatility": 0.2}},
+            "INVALID_REQUEST",
+            ["$.params.s0", "$.params.volatility"],
+        ),
+        ({"kernel": "heston"}, "INVALID_REQUEST", ["$.kernel"]),
+        ({"schema_version": "2.0"}, "UNSUPPORTED_SCHEMA_VERSION", ["$.schema_version"]),
+    ],
+)
+def test_requests_the_schema_cannot_reject_are_refused_before_any_write(
+    tmp_path: Path,
+    request_: dict[str, Any],
+    change: dict[str, Any],
+    code: str,
+    paths: list[str],
+) -> None:
+    parent = Parent(tmp_path)
+    error = rejected(parent.submit({**request_, **change}), 400).error
+    assert error.code == code
+    assert sorted(p.path for p in error.problems) == paths
+    assert all_files(tmp_path) == []
+    assert parent.invoker.calls == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "path", "says"),
+    [
+        (Limits(max_points=79), "$.axes", "at most 79"),
+        (Limits(max_shards=11), "$.sharding.shard_size", ""),
+    ],
+)
+def test_a_run_over_the_limits_is_refused_before_any_write(
+    tmp_path: Path, request_: dict[str, Any], limits: Limits, path: str, says: str
+) -> None:
+    parent = Parent(tmp_path, limits=limits)
+    error = rejected(parent.submit(request_), 400).error
+    assert [p.path for p in error.problems] == [path]
+    assert says in error.problems[0].message
+    assert all_files(tmp_path) == []
+    assert parent.invoker.calls == []
+
+
+def test_repeating_a_client_token_answers_with_the_first_run_and_dispatches_nothing(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    parent = Parent(tmp_path, TOKEN, "ffffffff")
+    first = accepted(parent.submit(request_))
+    before = parent.snapshot()
+
+    parent.clock.now = T0 + timedelta(days=1)  # a fresh run id would differ in date and token
+    again = accepted(parent.submit(request_))
+
+    assert again.existing is True
+    assert again.run_id == first.run_id == RUN_ID
+    assert (again.point_count, again.shard_count, again.manifest_key) == (
+        first.point_count,
+        first.shard_count,
+        first.manifest_key,
+    )
+    assert len(parent.invoker.calls) == 1
+    assert parent.snapshot() == before
+
+
+def test_reusing_a_client_token_for_another_request_is_a_conflict_that_writes_nothing(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    parent = Parent(tmp_path, TOKEN, "ffffffff")
+    accepted(parent.submit(request_))
+    before = parent.snapshot()
+
+    error = rejected(parent.submit({**request_, "seed": 43}), 409).error
+
+    assert error.code == "CLIENT_TOKEN_REUSED"
+    assert parent.snapshot() == before
+    assert len(parent.invoker.calls) == 1
+
+
+def test_redrive_dispatches_exactly_the_shards_without_a_success_under_the_same_run(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    parent = Parent(tmp_path)
+    run_id = accepted(parent.submit(request_)).run_id
+    original = {t.shard: t for t in parent.invoker.tasks}
+    worker = WorkerDeps(parent.store, LAYOUT, parent.clock)
+    for shard in (0, 2, 5, 11):
+        outcome = run_shard(original[shard], LocalContext.with_timeout(300), worker)
+        assert outcome.status == "success"
+    record_failure(original[3], "TIMEOUT", "Task timed out after 900.00 seconds", worker)
+    record_failure(original[5], "TIMEOUT", "late failure of a succeeded shard", worker)
+    manifest = parent.store.get(LAYOUT.manifest_key(run_id))
+    outcomes = {k: v for k, v in parent.snapshot().items() if "/outcomes/" in k}
+
+    missing = redrive_run(run_id, parent.deps)
+
+    expected = [1, 3, 4, 6, 7, 8, 9, 10]
+    assert missing == expected
+    assert len(parent.invoker.calls) == 2
+    redriven = parent.invoker.calls[1]
+    assert [t.shard for t in redriven] == expected
+    assert redriven == [original[k] for k in expected]  # same run id, ranges and spec
+    assert {t.run_id for t in redriven} == {run_id}
+    assert parent.store.get(LAYOUT.manifest_key(run_id)) == manifest
+    assert {k: v for k, v in parent.snapshot().items() if "/outcomes/" in k} == outcomes
+
+
+def test_redrive_of_a_complete_run_dispatches_nothing(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    request_["sharding"] = {"shard_count": 2}
+    parent = Parent(tmp_path)
+    run_id = accepted(parent.submit(request_)).run_id
+    worker = WorkerDeps(parent.store, LAYOUT, parent.clock)
+    for task in parent.invoker.tasks:
+        run_shard(task, LocalContext.with_timeout(300), worker)
+
+    assert redrive_run(run_id, parent.deps) == []
+    assert [t for call in parent.invoker.calls[1:] for t in call] == []
+
+
+def test_redrive_of_an_unknown_run_raises_not_found(tmp_path: Path) -> None:
+    parent = Parent(tmp_path)
+    with pytest.raises(NotFound):
+        redrive_run(RUN_ID, parent.deps)
+    assert parent.invoker.calls == []
+
+
+def test_injected_clock_and_token_make_the_run_id_and_manifest_deterministic(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    runs = [Parent(tmp_path / name) for name in ("a", "b")]
+    bodies = [accepted(p.submit(request_)) for p in runs]
+
+    assert bodies[0] == bodies[1]
+    assert bodies[0].run_id == new_run_id(T0, TOKEN) == RUN_ID
+    assert runs[0].snapshot() == runs[1].snapshot()
+    assert runs[0].invoker.tasks == runs[1].invoker.tasks
+    manifest = read_manifest(runs[0].store, LAYOUT, RUN_ID)
+    assert runs[0].store.get(LAYOUT.manifest_key(RUN_ID)) == dumps(manifest).encode()

@@ -1,0 +1,33 @@
+"""The shipped SQL: valid Athena SQL (sqlglot's Athena dialect), runnable on DuckDB locally."""
+
+from __future__ import annotations
+
+import pytest
+import sqlglot
+
+from sweep_sdk.query import QUERY_NAMES, QueryError, athena_to_duckdb, named_query, placeholders
+
+
+@pytest.mark.parametrize("name", QUERY_NAMES)
+def test_shipped_query_is_valid_athena_sql(name: str) -> None:
+    sql = named_query(name)
+    [statement] = sqlglot.parse(sql, read="athena", error_level=sqlglot.ErrorLevel.RAISE)
+    assert statement is not None
+    assert "outcomes" in {t.name for t in statement.find_all(sqlglot.exp.Table)}
+
+
+def test_run_scoped_queries_take_the_run_id_as_parameters() -> None:
+    assert placeholders(named_query("run_summary")) == 2
+    assert placeholders(named_query("slowest_shards")) == 1
+    assert placeholders(named_query("failure_rate_by_day")) == 0
+
+
+def test_athena_functions_are_translated_for_duckdb() -> None:
+    assert "APPROX_QUANTILE" in athena_to_duckdb("SELECT approx_percentile(x, 0.5) FROM t")
+
+
+def test_unknown_query_and_bad_sql_are_clear_errors() -> None:
+    with pytest.raises(QueryError, match="no query named 'nope'"):
+        named_query("nope")
+    with pytest.raises(QueryError, match="not valid Athena SQL"):
+        athena_to_duckdb("SELECT FROM WHERE (")

@@ -1,0 +1,328 @@
+"""The worker core over a real folder store: what each way a shard can end leaves behind."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from runtime.kernels import KERNELS, evaluate
+from runtime.local import LocalContext, LocalStore
+from runtime.ports import TransientStoreError
+from runtime.records import read_outcome
+from runtime.worker import WorkerDeps, record_failure, run_shard
+from sweep_sdk.contract import ShardTask
+from sweep_sdk.layout import Layout, new_run_id, run_date_of
+from sweep_sdk.planning import plan_shards
+from sweep_sdk.space import PointSpace, point_count
+from sweep_sdk.tables import points_table
+from sweep_sdk.validation import parse_request
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+RUN_ID = new_run_id(T0, "0a1b2c3d")
+LAYOUT = Layout("results")
+
+SIR_TOO_SHORT: dict[str, Any] = {
+    "schema_version": "1.0",
+    "kernel": "sir_epidemic",
+    "params": {"population": 100_000, "gamma": 0.05, "initial_infected": 10, "days": 30},
+    "axes": {"r0": {"values": [1.3, 1.4]}},
+    "sampling": {"method": "grid"},
+    "sharding": {"shard_count": 1},
+    "seed": 7,
+}
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class SpyStore:
+    """A LocalStore that records puts and can misbehave on purpose.
+
+    ``failing``: points writes raise ``TransientStoreError`` (throttling). ``hidden``: keys that
+    ``exists`` misses once, as when a concurrent delivery writes between a check and a write.
+    """
+
+    def __init__(self, inner: LocalStore, failing: bool = False) -> None:
+        self.inner = inner
+        self.failing = failing
+        self.hidden: set[str] = set()
+        self.puts: list[str] = []
+
+    def put_if_absent(self, key: str, body: bytes) -> bool:
+        self.puts.append(key)
+        if self.failing and "/points/" in key:
+            raise TransientStoreError("SlowDown: please reduce your request rate")
+        return self.inner.put_if_absent(key, body)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        if key in self.hidden:
+            self.hidden.discard(key)
+            return False
+        return self.inner.exists(key)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return self.inner.list(prefix)
+
+
+class ScriptedContext:
+    """A context whose remaining time follows a script, then stays at its last value."""
+
+    aws_request_id = "req-scripted"
+
+    def __init__(self, *remaining_ms: int) -> None:
+        self.remaining = list(remaining_ms)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining.pop(0) if len(self.remaining) > 1 else self.remaining[0]
+
+
+def make_task(raw: dict[str, Any], shard: int = 0) -> ShardTask:
+    request = parse_request(raw)
+    r = plan_shards(point_count(request), request.sharding)[shard]
+    return ShardTask(RUN_ID, run_date_of(RUN_ID), r.shard, r.start, r.end, request)
+
+
+def context() -> LocalContext:
+    return LocalContext.with_timeout(300, request_id="req-1")
+
+
+@pytest.fixture
+def gbm(gbm_request: dict[str, Any]) -> dict[str, Any]:
+    gbm_request["params"]["paths"] = 200
+    gbm_request["sharding"] = {"shard_size": 24}  # 80 points: shards of 24, 24, 24, 8
+    return gbm_request
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path)
+
+
+@pytest.fixture
+def deps(store: LocalStore) -> WorkerDeps:
+    return WorkerDeps(store=store, layout=LAYOUT, clock=FakeClock())
+
+
+def snapshot(store: LocalStore) -> dict[str, bytes]:
+    return {key: store.get(key) for key in store.list("")}
+
+
+def points_key(task: ShardTask) -> str:
+    return LAYOUT.points_key(task.spec.kernel, task.run_id, task.shard)
+
+
+def test_a_success_writes_one_row_per_point_then_the_success_record(
+    gbm: dict[str, Any], store: LocalStore
+) -> None:
+    task = make_task(gbm, shard=1)
+    recording = SpyStore(store)
+    outcome = run_shard(task, context(), WorkerDeps(recording, LAYOUT, FakeClock()))
+
+    assert recording.puts == [points_key(task), LAYOUT.success_key(RUN_ID, 1)]
+    assert (outcome.status, outcome.attempt, outcome.start, outcome.end) == ("success", 1, 24, 48)
+    assert (outcome.point_count, outcome.error_code, outcome.error_message) == (24, None, None)
+    assert outcome.started_at == outcome.finished_at == T0.isoformat()
+    stored = read_outcome(store.get(LAYOUT.success_key(RUN_ID, 1)), RUN_ID, "success")
+    assert stored == outcome
+
+    table = pq.read_table(io.BytesIO(store.get(points_key(task))))
+    kernel = KERNELS["gbm_european_option"]
+    expected_columns = ["point_index"] + [p.name for p in kernel.spec.params]
+    expected_columns += [m.name for m in kernel.spec.metrics]
+    assert table.column_names == expected_columns
+    assert table.schema == points_table(kernel.spec).arrow_schema
+    index = np.arange(24, 48, dtype=np.int64)
+    assert table.column("point_index").to_pylist() == index.tolist()
+    params = PointSpace(task.spec, kernel.spec).decode(index)
+    for name, values in params.items():
+        assert table.column(name).to_pylist() == values.tolist(), name
+    # The grid, by hand: strike varies fastest (the last axis), sigma slowest.
+    assert table.column("strike").to_pylist() == [[80, 90, 100, 110, 120][i % 5] for i in index]
+    sigmas = np.linspace(0.05, 0.8, 16)
+    assert table.column("sigma").to_pylist() == [sigmas[i // 5] for i in index]
+    assert set(table.column("option").to_pylist()) == {"call"}
+    for name, values in evaluate(kernel, params, index, task.spec.seed).items():
+        assert table.column(name).to_pylist() == values.tolist(), name
+    assert set(store.list("")) == {points_key(task), LAYOUT.success_key(RUN_ID, 1)}
+
+
+def test_a_duplicate_task_leaves_the_success_untouched_and_returns_it(
+    gbm: dict[str, Any], store: LocalStore
+) -> None:
+    task, clock = make_task(gbm), FakeClock()
+    deps = WorkerDeps(store, LAYOUT, clock)
+    first = run_shard(task, context(), deps)
+    before = snapshot(store)
+
+    clock.now = T0 + timedelta(hours=1)  # a re-run would record this time
+    second = run_shard(task, context(), deps)
+
+    assert second == first
+    assert second.started_at == T0.isoformat()
+    assert snapshot(store) == before
+    assert list(store.list(LAYOUT.outcomes_prefix(RUN_ID))) == [LAYOUT.success_key(RUN_ID, 0)]
+
+
+def test_a_duplicate_that_loses_the_race_for_the_success_write_returns_the_winner(
+    gbm: dict[str, Any], store: LocalStore
+) -> None:
+    task, clock, spy = make_task(gbm), FakeClock(), SpyStore(store)
+    deps = WorkerDeps(spy, LAYOUT, clock)
+    first = run_shard(task, context(), deps)
+    before = snapshot(store)
+
+    clock.now = T0 + timedelta(hours=1)
+    spy.hidden.add(LAYOUT.success_key(RUN_ID, 0))  # both deliveries saw no success yet
+    second = run_shard(task, context(), deps)
+
+    assert spy.puts.count(LAYOUT.success_key(RUN_ID, 0)) == 2  # it did try to write
+    assert second == first
+    assert snapshot(store) == before
+
+
+def test_a_failure_arriving_after_a_success_writes_nothing(
+    gbm: dict[str, Any], store: LocalStore, deps: WorkerDeps
+) -> None:
+    task = make_task(gbm, shard=2)
+    success = run_shard(task, context(), deps)
+    before = snapshot(store)
+
+    answer = record_failure(task, "TIMEOUT", "Task timed out after 900.00 seconds", deps)
+
+    assert answer == success
+    assert answer.status == "success"
+    assert snapshot(store) == before
+    assert list(store.list(LAYOUT.failure_prefix(RUN_ID, 2))) == []
+
+
+def test_a_kernel_error_records_a_failure_without_points_or_success(
+    store: LocalStore, deps: WorkerDeps
+) -> None:
+    task = make_task(SIR_TOO_SHORT)
+    outcome = run_shard(task, context(), deps)
+
+    assert (outcome.status, outcome.attempt, outcome.error_code) == (
+        "failure",
+        1,
+        "EPIDEMIC_NOT_OVER",
+    )
+    assert outcome.error_message is not None
+    assert "still infected after days=30" in outcome.error_message
+    assert list(store.list("")) == [LAYOUT.failure_key(RUN_ID, 0, 1)]
+    stored = read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 0, 1)), RUN_ID, "failure")
+    assert stored == outcome
+    assert not store.exists(LAYOUT.success_key(RUN_ID, 0))
+
+
+def test_each_failing_attempt_gets_the_next_attempt_number(
+    store: LocalStore, deps: WorkerDeps
+) -> None:
+    task = make_task(SIR_TOO_SHORT)
+    attempts = [run_shard(task, context(), deps).attempt for _ in range(3)]
+
+    assert attempts == [1, 2, 3]
+    assert list(store.list(LAYOUT.failure_prefix(RUN_ID, 0))) == [
+        LAYOUT.failure_key(RUN_ID, 0, k) for k in (1, 2, 3)
+    ]
+    recorded = [
+        read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 0, k)), RUN_ID, "failure")
+        for k in (1, 2, 3)
+    ]
+    assert [(o.attempt, o.error_code) for o in recorded] == [
+        (k, "EPIDEMIC_NOT_OVER") for k in (1, 2, 3)
+    ]
+
+
+def test_too_little_time_left_ends_in_deadline_exceeded_without_points(
+    gbm: dict[str, Any], store: LocalStore, deps: WorkerDeps
+) -> None:
+    task = make_task(gbm)
+    short = LocalContext("req-short", time.monotonic() + (deps.safety_ms - 1000) / 1000)
+    outcome = run_shard(task, short, deps)
+
+    assert (outcome.status, outcome.error_code, outcome.attempt) == (
+        "failure",
+        "DEADLINE_EXCEEDED",
+        1,
+    )
+    assert list(store.list("")) == [LAYOUT.failure_key(RUN_ID, 0, 1)]
+
+
+def test_a_deadline_reached_mid_shard_leaves_no_partial_points(
+    gbm: dict[str, Any], store: LocalStore
+) -> None:
+    task = make_task(gbm)  # 24 points, batches of 5: the clock runs out before the third
+    deps = WorkerDeps(store, LAYOUT, FakeClock(), batch_points=5, safety_ms=3000)
+    outcome = run_shard(task, ScriptedContext(600_000, 600_000, 2_000), deps)
+
+    assert outcome.error_code == "DEADLINE_EXCEEDED"
+    assert outcome.error_message is not None
+    assert "stopped at point 10 of [0, 24)" in outcome.error_message
+    assert list(store.list("")) == [LAYOUT.failure_key(RUN_ID, 0, 1)]
+
+
+def test_a_transient_store_error_records_the_attempt_reraises_and_a_retry_succeeds_once(
+    gbm: dict[str, Any], store: LocalStore
+) -> None:
+    task = make_task(gbm, shard=3)
+    flaky = SpyStore(store, failing=True)
+    deps = WorkerDeps(flaky, LAYOUT, FakeClock())
+
+    with pytest.raises(TransientStoreError, match="SlowDown"):
+        run_shard(task, context(), deps)
+    failure = read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 3, 1)), RUN_ID, "failure")
+    assert (failure.attempt, failure.error_code) == (1, "TRANSIENT_ERROR")
+    assert failure.error_message is not None
+    assert "SlowDown" in failure.error_message
+    assert list(store.list("")) == [LAYOUT.failure_key(RUN_ID, 3, 1)]
+
+    flaky.failing = False
+    success = run_shard(task, context(), deps)
+    assert (success.status, success.attempt) == ("success", 2)
+    after_success = snapshot(store)
+    assert set(after_success) == {
+        LAYOUT.failure_key(RUN_ID, 3, 1),
+        LAYOUT.success_key(RUN_ID, 3),
+        points_key(task),
+    }
+
+    assert run_shard(task, context(), deps) == success  # Lambda's retry after all
+    assert snapshot(store) == after_success
+
+
+def test_batching_does_not_change_a_single_value(gbm: dict[str, Any], tmp_path: Path) -> None:
+    task = make_task(gbm, shard=1)
+    tables: list[pa.Table] = []
+    row_groups: list[int] = []
+    for batch in (5, 4096):
+        store = LocalStore(tmp_path / f"batch-{batch}")
+        outcome = run_shard(
+            task, context(), WorkerDeps(store, LAYOUT, FakeClock(), batch_points=batch)
+        )
+        assert outcome.status == "success"
+        body = store.get(points_key(task))
+        tables.append(pq.read_table(io.BytesIO(body)))
+        row_groups.append(pq.ParquetFile(io.BytesIO(body)).num_row_groups)
+
+    assert row_groups == [5, 1]  # 24 points in batches of 5, or in one
+    assert tables[0].num_rows == 24
+    assert tables[0].equals(tables[1])
