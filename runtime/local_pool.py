@@ -211,11 +211,20 @@ def _close(w: _Worker) -> None:
                 stream.close()
 
 
+# Parallelism comes from the worker processes, one per core: a library thread pool inside each
+# (OpenBLAS, OpenMP) would oversubscribe the cores and, spinning, slow every worker many times.
+_ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def _child_env() -> dict[str, str]:
-    """The environment of a worker: ours, with this package importable whatever the cwd."""
+    """The environment of a worker: ours, one library thread, this package importable."""
     root = str(Path(__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+    return {
+        **os.environ,
+        **_ONE_THREAD,
+        "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}",
+    }
 
 
 def _describe_exit(code: int | None) -> str:

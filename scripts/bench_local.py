@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -50,40 +52,64 @@ def pure_kernel_seconds(spec: SweepRequest) -> float:
     return total
 
 
-def end_to_end_seconds(spec: SweepRequest, workers: int) -> float:
+def pure_kernel_seconds_like_a_worker(args: argparse.Namespace) -> float:
+    """``pure_kernel_seconds`` in a fresh interpreter with a worker's environment."""
+    from runtime.local_pool import _child_env
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--pure-only", "--shards", str(args.shards),
+         "--points-per-shard", str(args.points_per_shard), "--paths", str(args.paths)],
+        env=_child_env(), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(out)
+
+
+def end_to_end_seconds(spec: SweepRequest, workers: int) -> tuple[float, float]:
+    """Wall time from submit to every shard settled, and the part before the first shard ran."""
     with tempfile.TemporaryDirectory() as data_dir:
+        submitted = time.time()
         t0 = time.perf_counter()
         run = submit(spec, data_dir=data_dir, workers=workers)
-        status = run.wait(progress=False, poll=0.02)
+        status = run.wait(progress=False)
         elapsed = time.perf_counter() - t0
         run.target.join()
         assert status.succeeded == status.total, status
-        return elapsed
+        first = min(row.timestamp() for row in run.outcomes().column("started_at").to_pylist())
+        return elapsed, first - submitted
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shards", type=int, default=60)
+    parser.add_argument("--shards", type=int, default=200)
     parser.add_argument("--points-per-shard", type=int, default=200)
-    parser.add_argument("--paths", type=int, default=10_000)
+    parser.add_argument("--paths", type=int, default=16_000)
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs each")
+    parser.add_argument("--pure-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     spec = cpu_bound_spec(args.shards, args.points_per_shard, args.paths)
+    if args.pure_only:
+        print(pure_kernel_seconds(spec))
+        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
-    kernel_s = pure_kernel_seconds(spec)
-    one = end_to_end_seconds(spec, 1)
-    two = end_to_end_seconds(spec, 2)
-    kernel_s = min(kernel_s, pure_kernel_seconds(spec))  # best of two, like the runs it bounds
+    # Interleaved, best of each: the machines are noisy and drift.
+    kernel_s, one, two = float("inf"), (float("inf"), 0.0), (float("inf"), 0.0)
+    for _ in range(args.repeats):
+        kernel_s = min(kernel_s, pure_kernel_seconds_like_a_worker(args))
+        one = min(one, end_to_end_seconds(spec, 1))
+        two = min(two, end_to_end_seconds(spec, 2))
     shard_ms = kernel_s / args.shards * 1000
     print(f"sweep: {args.shards} shards x {args.points_per_shard} points x {args.paths} paths;"
           f" {cores} cores; mean pure shard time {shard_ms:.0f} ms")  # fmt: skip
     rows = [
         ("ideal, 1 worker (sum of kernel time)", f"{kernel_s:.2f} s", ""),
-        ("end to end, 1 worker", f"{one:.2f} s", f"efficiency {kernel_s / one:.3f}"),
+        ("end to end, 1 worker", f"{one[0]:.2f} s", f"efficiency {kernel_s / one[0]:.3f}"),
         ("ideal, 2 workers", f"{kernel_s / 2:.2f} s", ""),
-        ("end to end, 2 workers", f"{two:.2f} s", f"efficiency {kernel_s / 2 / two:.3f} (≥ 0.90)"),
-        ("speed-up 2 workers vs 1", f"{one / two:.2f}x", "(≥ 1.8x)"),
-    ]
+        ("end to end, 2 workers", f"{two[0]:.2f} s",
+         f"efficiency {kernel_s / 2 / two[0]:.3f} (≥ 0.90)"),
+        ("  of which worker start-up", f"{two[1]:.2f} s", "submit to first shard started"),
+        ("speed-up 2 workers vs 1", f"{one[0] / two[0]:.2f}x", "(≥ 1.8x)"),
+    ]  # fmt: skip
     for name, value, note in rows:
         print(f"{name:<40} {value:>9}  {note}")
 

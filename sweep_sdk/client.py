@@ -122,6 +122,11 @@ class EmbeddedTarget:
     def query_engine(self) -> LocalQueryEngine:
         return LocalQueryEngine(self.data_dir, self.layout, catalog().values())
 
+    @property
+    def owns_workers(self) -> bool:
+        """Whether this process runs the worker pool itself (not detached)."""
+        return isinstance(self._invoker, LocalInvoker)
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for this process's own workers (not needed to follow a run; ``wait`` is)."""
         if isinstance(self._invoker, LocalInvoker):
@@ -175,12 +180,20 @@ class Run:
                     bar.set_postfix(failed=status.failed, refresh=False)
                 if status.settled:
                     return status
-                if deadline is not None and time.monotonic() >= deadline:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     raise TimeoutError(
                         f"run {self.run_id}: {status.missing} of {status.total} shards still "
                         f"running after {timeout} s"
                     )
-                time.sleep(poll)
+                nap = poll if left is None else min(poll, left)
+                # Our own workers wake us the moment they are idle; polling the folder from
+                # this process would take CPU from them on a small machine.
+                if self.target.owns_workers and not self.target.join(
+                    nap if left else max(nap, 1.0)
+                ):
+                    continue
+                time.sleep(nap)
         finally:
             if bar is not None:
                 bar.close()

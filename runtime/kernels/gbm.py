@@ -105,7 +105,10 @@ def compute(params: Arrays, index: NDArray[np.int64], seed: int) -> dict[str, ND
         # barely varies (deep in the money, tiny sigma), which would corrupt the stderr that
         # callers use to judge the price.
         np.subtract(x, mean, out=x)
-        sum_sq = float(np.dot(x, x))
+        # square and reduce in numpy (pairwise summation), not np.dot: BLAS would start its
+        # own threads on long vectors and fight the other worker processes for the cores
+        np.square(x, out=x)
+        sum_sq = float(np.add.reduce(x))
         price[j] = scale[j] * mean
         stderr[j] = scale[j] * math.sqrt(sum_sq / (n - 1) / n)
     return {"price": price, "stderr": stderr}
