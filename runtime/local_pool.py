@@ -32,7 +32,7 @@ from attrs import define, field
 from runtime.local import LocalContext, LocalStore, utc_now
 from runtime.ports import TransientStoreError
 from runtime.worker import WorkerDeps, record_failure, run_shard
-from sweep_sdk.contract import ShardTask
+from sweep_sdk.contract import DispatchSlice, ShardTask
 from sweep_sdk.convert import dumps, loads, structure
 from sweep_sdk.layout import Layout
 
@@ -213,7 +213,7 @@ def _close(w: _Worker) -> None:
 
 # Parallelism comes from the worker processes, one per core: a library thread pool inside each
 # (OpenBLAS, OpenMP) would oversubscribe the cores and, spinning, slow every worker many times.
-_ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+_ONE_THREAD = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
 
 
 def _child_env() -> dict[str, str]:
@@ -244,6 +244,9 @@ class LocalInvoker:
     def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
         self.pool.submit(tasks)
 
+    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
+        raise NotImplementedError("a local pool takes every task directly (Fanout.local)")
+
 
 @define
 class DetachedLocalInvoker:
@@ -253,6 +256,9 @@ class DetachedLocalInvoker:
     layout: Layout
     workers: int = field(factory=lambda: os.cpu_count() or 1)
     shard_timeout: float = DEFAULT_SHARD_TIMEOUT
+
+    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
+        raise NotImplementedError("a local pool takes every task directly (Fanout.local)")
 
     def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
         if not tasks:

@@ -7,7 +7,7 @@ and never waits for workers. The Lambda entry point and the embedded target both
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from attrs import evolve, field, frozen
@@ -17,8 +17,10 @@ from runtime.worker import WORKER_VERSION
 from sweep_sdk.contract import (
     AcceptedRun,
     ClientTokenRecord,
+    DispatchSlice,
     ErrorBody,
     ErrorResponse,
+    Problem,
     RedrivenShard,
     RedriveRecord,
     RunManifest,
@@ -33,6 +35,23 @@ from sweep_sdk.space import point_count
 from sweep_sdk.status import ShardRecords
 from sweep_sdk.validation import Limits, parse_request
 
+MAX_ASYNC_PAYLOAD = 256 * 1024
+"""Lambda's limit on an asynchronous invocation's payload."""
+
+
+@frozen
+class Fanout:
+    """How dispatch spreads: a parent invokes at most ``leaf`` workers itself; larger sets of
+    shards go in slices of at most ``leaf`` to dispatchers (invocations of the parent), so the
+    parent answers API Gateway well inside its 29 s limit whatever the run size."""
+
+    leaf: int | None = 250
+
+    @classmethod
+    def local(cls) -> Fanout:
+        """No tree: a local pool takes every task directly."""
+        return cls(leaf=None)
+
 
 @frozen
 class ParentDeps:
@@ -44,6 +63,8 @@ class ParentDeps:
     """Eight hex characters of entropy for a new run id."""
     limits: Limits = field(factory=Limits)
     catalog: KernelCatalog | None = None
+    fanout: Fanout = field(factory=Fanout)
+    max_task_bytes: int = MAX_ASYNC_PAYLOAD
 
 
 @frozen
@@ -58,6 +79,9 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
         request = parse_request(raw, catalog=deps.catalog, limits=deps.limits)
     except ContractError as exc:
         return error_response(400, exc.code, "the sweep request is invalid", exc)
+    too_big = _oversized_task(request, deps.max_task_bytes)
+    if too_big is not None:
+        return too_big
     run_id = new_run_id(deps.clock(), deps.new_token())
     if request.client_token is not None:
         claimed = _claim_token(request, run_id, deps)
@@ -82,8 +106,29 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
             # a concurrent repeat of this submit wrote it first: that one dispatches
             return ParentResponse(202, accepted(existing, deps.layout, existing=True))
         return error_response(500, "RUN_ID_COLLISION", f"run {run_id} already exists; retry")
-    deps.invoker.invoke_async(list(shard_tasks(manifest)))
+    dispatch(manifest, range(manifest.shard_count), deps)
     return ParentResponse(202, accepted(manifest, deps.layout))
+
+
+def dispatch(manifest: RunManifest, shards: Sequence[int], deps: ParentDeps) -> None:
+    """Invoke a worker for each shard, or, beyond ``fanout.leaf`` shards, hand slices to
+    dispatchers that each do the same for their slice (a tree of depth log_leaf(shards))."""
+    leaf = deps.fanout.leaf
+    if leaf is None or len(shards) <= leaf:
+        deps.invoker.invoke_async(list(shard_tasks(manifest, shards)))
+        return
+    # Slices of at most `leaf`, but no more than `leaf` of them at this level either.
+    size = max(leaf, -(-len(shards) // leaf))
+    slices = [tuple(shards[i : i + size]) for i in range(0, len(shards), size)]
+    deps.invoker.dispatch_async([DispatchSlice(manifest.run_id, s) for s in slices])
+
+
+def handle_dispatch(job: DispatchSlice, deps: ParentDeps) -> None:
+    """A dispatcher's work: the shards of one slice, through the same ``dispatch``."""
+    manifest = read_manifest(deps.store, deps.layout, job.run_id)
+    if manifest is None:
+        raise NotFound(f"no run {job.run_id}")
+    dispatch(manifest, job.shards, deps)
 
 
 def redrive_run(run_id: str, deps: ParentDeps) -> list[int]:
@@ -108,7 +153,7 @@ def redrive_run(run_id: str, deps: ParentDeps) -> list[int]:
         ):
             break
         number += 1  # a concurrent redrive took this number
-    deps.invoker.invoke_async(list(shard_tasks(manifest, missing)))
+    dispatch(manifest, missing, deps)
     return missing
 
 
@@ -147,6 +192,19 @@ def error_response(
 ) -> ParentResponse:
     problems = exc.problems if exc is not None else ()
     return ParentResponse(status, ErrorResponse(ErrorBody(code, message, problems)))
+
+
+def _oversized_task(request: SweepRequest, limit: int) -> ParentResponse | None:
+    """Refuse a request whose shard tasks could not be delivered by an async invoke."""
+    largest = ShardTask("0" * 32, "2026-01-01", 10**9, 10**15, 10**15, request)
+    size = len(dumps(largest).encode())
+    if size <= limit:
+        return None
+    exc = ContractError(
+        [Problem("$.axes", f"each shard task would be {size:,} bytes, over the {limit:,}-byte "
+                 "limit of an asynchronous invocation: give fewer axis values")]
+    )  # fmt: skip
+    return error_response(400, "REQUEST_TOO_LARGE", "the sweep request is too large", exc)
 
 
 def request_digest(request: SweepRequest) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sweep_sdk.contract import ShardTask
+from sweep_sdk.contract import DispatchSlice, ShardTask
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC."""
@@ -43,6 +43,10 @@ class ObjectStore(Protocol):
 class Invoker(Protocol):
     def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
         """Hand the tasks to workers and return without waiting for them to finish."""
+        ...
+
+    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
+        """Hand slices of a run to dispatchers, each of which dispatches its shards."""
         ...
 
 

@@ -23,6 +23,7 @@ from runtime.kernels import KERNELS, catalog
 from runtime.local import LocalStore, random_token, utc_now
 from runtime.local_pool import DEFAULT_SHARD_TIMEOUT, DetachedLocalInvoker, LocalInvoker, WorkerPool
 from runtime.parent import (
+    Fanout,
     ParentDeps,
     read_manifest,
     read_redrives,
@@ -73,7 +74,9 @@ class EmbeddedTarget:
         return LocalStore(self.data_dir)
 
     def parent_deps(self) -> ParentDeps:
-        return ParentDeps(self.store, self.layout, self.invoker, utc_now, random_token)
+        return ParentDeps(
+            self.store, self.layout, self.invoker, utc_now, random_token, fanout=Fanout.local()
+        )
 
     @property
     def invoker(self) -> Invoker:

@@ -149,6 +149,15 @@ class ShardTask:
     schema_version: str = _version()
 
 
+@frozen
+class DispatchSlice:
+    """Parent to itself: dispatch these shards of a run (how large runs fan out as a tree)."""
+
+    run_id: str
+    shards: tuple[int, ...]
+    schema_version: str = _version()
+
+
 ShardStatus = Literal["success", "failure"]
 
 

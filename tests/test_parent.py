@@ -10,10 +10,17 @@ from typing import Any
 import pytest
 
 from runtime.local import LocalContext, LocalStore
-from runtime.parent import ParentDeps, ParentResponse, read_manifest, redrive_run, submit_run
+from runtime.parent import (
+    Fanout,
+    ParentDeps,
+    ParentResponse,
+    read_manifest,
+    redrive_run,
+    submit_run,
+)
 from runtime.ports import NotFound
 from runtime.worker import WorkerDeps, record_failure, run_shard
-from sweep_sdk.contract import AcceptedRun, ErrorResponse, ShardTask
+from sweep_sdk.contract import AcceptedRun, DispatchSlice, ErrorResponse, ShardTask
 from sweep_sdk.convert import dumps
 from sweep_sdk.layout import Layout, new_run_id
 from sweep_sdk.validation import Limits, parse_request
@@ -32,6 +39,9 @@ class RecordingInvoker:
 
     def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
         self.calls.append(list(tasks))
+
+    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
+        raise AssertionError("these tests use Fanout.local(): no dispatcher slices")
 
     @property
     def tasks(self) -> list[ShardTask]:
@@ -70,6 +80,7 @@ class Parent:
             clock=self.clock,
             new_token=Tokens(*(tokens or (TOKEN,))),
             limits=limits or Limits(),
+            fanout=Fanout.local(),
         )
 
     def submit(self, raw: Any) -> ParentResponse:
