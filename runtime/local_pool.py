@@ -57,6 +57,12 @@ def serve_worker(root: str, prefix: str, timeout: float) -> None:
         sys.stdout.flush()
 
 
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @define
 class _Worker:
     process: subprocess.Popen[bytes]
@@ -86,7 +92,7 @@ class WorkerPool:
     _lock: threading.Lock = field(factory=threading.Lock)
     _supervisor: threading.Thread | None = None
     _wake: tuple[mpc.Connection, mpc.Connection] = field(factory=lambda: mp.Pipe(duplex=False))
-    _idle: threading.Event = field(factory=threading.Event)
+    _idle: threading.Event = field(factory=_set_event)  # idle until the first submit
     _pool: list[_Worker] = field(factory=list)
 
     def submit(self, tasks: Sequence[ShardTask]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sweep_sdk import Run, submit
 from sweep_sdk.cli import format_table
+from sweep_sdk.client import EmbeddedTarget
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -33,7 +34,7 @@ def black_scholes_call(s0: float, k: float, r: float, sigma: float, t: float) ->
 
 def main() -> None:
     started = time.perf_counter()
-    grid = submit(EXAMPLES / "gbm_grid.json")
+    grid = submit(EXAMPLES / "gbm_grid.json", target="embedded")
     accepted = grid.accepted
     assert accepted is not None
     print(
@@ -52,13 +53,14 @@ def main() -> None:
         f"price={row['price']:.4f} ± {row['stderr']:.4f} (Black–Scholes {exact:.4f})"
     )
 
-    mixed = submit(EXAMPLES / "mixed_failures.json")
+    mixed = submit(EXAMPLES / "mixed_failures.json", target="embedded")
     print(f"\nsubmitted {mixed.run_id}: the epidemic sweep with a 120-day horizon")
     print(f"settled: {mixed.wait().as_dict()}")
     show("failure rate per run, across every run in the data folder", mixed, "failure_rate_by_run")
 
-    root = grid.target.data_dir
-    layout = grid.target.layout
+    target = grid.target
+    assert isinstance(target, EmbeddedTarget)
+    root, layout = target.data_dir, target.layout
     print("\n== where the Parquet lies")
     print(f"points:   {root / layout.points_prefix(accepted.kernel, grid.run_id)}")
     print(f"outcomes: {root / layout.outcomes_prefix(grid.run_id)}")

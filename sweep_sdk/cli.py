@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sweep_sdk.client import EmbeddedTarget, Run, SubmitError
+from sweep_sdk.client import Run, SubmitError, Target, resolve_target
 from sweep_sdk.convert import ContractError
 from sweep_sdk.planning import plan_shards
 from sweep_sdk.query import QUERY_NAMES, QueryError, named_query
@@ -94,12 +94,38 @@ def _parser() -> argparse.ArgumentParser:
     _target_options(query)
     query.add_argument("--json", action="store_true", help="print rows as JSON lines")
     query.set_defaults(handler=_query)
+
+    serve = commands.add_parser(
+        "serve", help="a local HTTP gateway (POST /runs, GET /runs/{id}) over the embedded target"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", help="data folder (default $SWEEP_DATA_DIR or .sweep)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    serve.add_argument(
+        "--auth",
+        action="store_true",
+        help="require requests signed with SigV4 by your current AWS credentials, "
+        "as API Gateway's AWS_IAM authorization does",
+    )
+    serve.add_argument("--region", default="us-east-1", help="region signatures must name")
+    serve.set_defaults(handler=_serve)
+
+    openapi = commands.add_parser("openapi", help="print the API's OpenAPI document")
+    openapi.add_argument("--parent-invoke-arn", default="${parent_invoke_arn}")
+    openapi.add_argument("--region", default="${region}")
+    openapi.set_defaults(handler=_openapi)
     return parser
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", help="data folder of the embedded target (default $SWEEP_DATA_DIR or .sweep)"
+    )
+    parser.add_argument(
+        "--target",
+        help="'embedded', or saved `pulumi stack output --json` of a deployed stack "
+        "(default: $SWEEP_API_URL and friends if set, else embedded)",
     )
 
 
@@ -139,11 +165,11 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target(args: argparse.Namespace) -> EmbeddedTarget:
-    # Detached: the workers live in their own process, so this command may exit (or be
+def _target(args: argparse.Namespace) -> Target:
+    # Detached: embedded workers live in their own process, so this command may exit (or be
     # interrupted while waiting) without stopping the run.
-    return EmbeddedTarget.from_env(
-        args.data_dir, workers=getattr(args, "workers", None), detach=True
+    return resolve_target(
+        args.target, data_dir=args.data_dir, workers=getattr(args, "workers", None), detach=True
     )
 
 
@@ -191,7 +217,7 @@ def _settle(run: Run, args: argparse.Namespace) -> int:
 
 
 def _report(status: RunStatus, run: Run, args: argparse.Namespace, final: bool) -> int:
-    summary = {**status.as_dict(), "data_dir": str(run.target.data_dir)}
+    summary = {**status.as_dict(), "where": run.target.location}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -256,3 +282,31 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sweep_sdk.client import EmbeddedTarget
+    from sweep_sdk.gateway import run_forever, serve
+
+    credentials = None
+    if args.auth:
+        import botocore.session
+
+        found = botocore.session.Session().get_credentials()
+        if found is None:
+            raise UserError("--auth needs AWS credentials (none found in the usual chain)")
+        frozen = found.get_frozen_credentials()
+        credentials = {frozen.access_key: frozen.secret_key}
+    # Not detached: the server process runs the workers itself.
+    target = EmbeddedTarget.from_env(args.data_dir, workers=args.workers)
+    server = serve(target, args.host, args.port, credentials=credentials, region=args.region)
+    print(f"sweep gateway on {server.url} (data in {target.data_dir}); Ctrl-C stops it")
+    run_forever(server)
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from sweep_sdk.openapi import openapi_document
+
+    print(json.dumps(openapi_document(args.parent_invoke_arn, args.region), indent=2))
+    return 0

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -49,6 +49,36 @@ class SubmitError(RuntimeError):
         super().__init__(f"{error.error.code}: {error.error.message}")
         self.status_code = status_code
         self.error = error
+
+
+class Target(Protocol):
+    """Where runs go: the embedded target on this machine, or a deployed stack."""
+
+    @property
+    def owns_workers(self) -> bool: ...
+
+    @property
+    def location(self) -> str:
+        """Where the results lie: a data folder or an ``s3://`` prefix."""
+        ...
+
+    def submit(self, raw: Any) -> AcceptedRun: ...
+
+    def manifest(self, run_id: str) -> RunManifest: ...
+
+    def status(self, manifest: RunManifest) -> RunStatus: ...
+
+    def redrive(self, run_id: str) -> list[int]: ...
+
+    def results(self, manifest: RunManifest) -> pa.Table: ...
+
+    def run_query(self, sql: str, params: Sequence[Any]) -> pa.Table: ...
+
+    def join(self, timeout: float | None = None) -> bool: ...
+
+
+def points_schema(manifest: RunManifest) -> pa.Schema:
+    return points_table(KERNELS[manifest.spec.kernel].spec).arrow_schema
 
 
 @define
@@ -122,8 +152,23 @@ class EmbeddedTarget:
     def redrive(self, run_id: str) -> list[int]:
         return redrive_run(run_id, self.parent_deps())
 
+    def results(self, manifest: RunManifest) -> pa.Table:
+        schema = points_schema(manifest)
+        folder = self.data_dir / self.layout.points_prefix(manifest.spec.kernel, manifest.run_id)
+        if not folder.is_dir():
+            return schema.empty_table()
+        dataset = ds.dataset(folder, format="parquet", schema=schema, exclude_invalid_files=False)
+        return dataset.to_table().sort_by("point_index")
+
+    def run_query(self, sql: str, params: Sequence[Any]) -> pa.Table:
+        return self.query_engine().run(sql, params)
+
     def query_engine(self) -> LocalQueryEngine:
         return LocalQueryEngine(self.data_dir, self.layout, catalog().values())
+
+    @property
+    def location(self) -> str:
+        return str(self.data_dir)
 
     @property
     def owns_workers(self) -> bool:
@@ -142,7 +187,7 @@ class Run:
     """A submitted run. Every method reads the results layout, so any process can follow it."""
 
     run_id: str
-    target: EmbeddedTarget
+    target: Target
     accepted: AcceptedRun | None = None
     _manifest: RunManifest | None = None
 
@@ -203,13 +248,7 @@ class Run:
 
     def results(self) -> pa.Table:
         """Every computed point of the run (index, parameters, metrics), by point index."""
-        prefix = self.target.layout.points_prefix(self.manifest.spec.kernel, self.run_id)
-        folder = self.target.data_dir / prefix
-        schema = points_table(KERNELS[self.manifest.spec.kernel].spec).arrow_schema
-        if not folder.is_dir():
-            return schema.empty_table()
-        dataset = ds.dataset(folder, format="parquet", schema=schema, exclude_invalid_files=False)
-        return dataset.to_table().sort_by("point_index")
+        return self.target.results(self.manifest)
 
     def outcomes(self) -> pa.Table:
         """Every outcome record of the run, one row per attempt, with its status."""
@@ -221,7 +260,7 @@ class Run:
         Each ``?`` placeholder takes this run's id unless ``params`` are given.
         """
         values = list(params) if params is not None else [self.run_id] * placeholders(sql)
-        return self.target.query_engine().run(sql, values)
+        return self.target.run_query(sql, values)
 
     def named(self, name: str) -> pa.Table:
         """Run one of the shipped queries (``sweep_sdk.query.QUERY_NAMES``) for this run."""
@@ -235,6 +274,7 @@ class Run:
 def submit(
     spec: SweepRequest | dict[str, Any] | str | os.PathLike[str],
     *,
+    target: Target | str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     detach: bool = False,
@@ -245,12 +285,16 @@ def submit(
     ----------
     spec
         A ``SweepRequest``, its JSON form as a dict or text, or the path of a JSON file.
+    target
+        Where to run: a ``Target``, ``"embedded"``, or the path of saved stack outputs
+        (``pulumi stack output --json``). By default a deployed stack named by
+        ``$SWEEP_API_URL`` (with ``$SWEEP_REGION``, ``$SWEEP_BUCKET``, ...), else this machine.
     data_dir
         Data folder of the embedded target (default ``$SWEEP_DATA_DIR`` or ``./.sweep``).
     workers
-        Worker processes (default: one per core).
+        Worker processes of the embedded target (default: one per core).
     detach
-        Run the workers in a separate process that outlives this one.
+        Run the embedded target's workers in a separate process that outlives this one.
 
     Raises
     ------
@@ -259,16 +303,45 @@ def submit(
     SubmitError
         The target refused the request for another reason (e.g. a reused client token).
     """
-    target = EmbeddedTarget.from_env(data_dir, workers=workers, detach=detach)
-    accepted = target.submit(_raw(spec))
-    return Run(accepted.run_id, target, accepted)
+    chosen = resolve_target(target, data_dir=data_dir, workers=workers, detach=detach)
+    accepted = chosen.submit(_raw(spec))
+    return Run(accepted.run_id, chosen, accepted)
 
 
-def open_run(run_id: str, *, data_dir: str | os.PathLike[str] | None = None) -> Run:
+def open_run(
+    run_id: str,
+    *,
+    target: Target | str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Run:
     """Reopen a run by id (raises ``LookupError`` when there is none)."""
-    run = Run(run_id, EmbeddedTarget.from_env(data_dir))
+    run = Run(run_id, resolve_target(target, data_dir=data_dir))
     _ = run.manifest
     return run
+
+
+def resolve_target(
+    target: Target | str | os.PathLike[str] | None,
+    data_dir: str | os.PathLike[str] | None = None,
+    **embedded: Any,
+) -> Target:
+    """The target ``target`` names; see ``submit``."""
+    if target is None or target == "embedded":
+        remote = None
+        if target is None and data_dir is None:
+            from sweep_sdk.cloud import RemoteConfig
+
+            remote = RemoteConfig.from_env()
+        if remote is None:
+            return EmbeddedTarget.from_env(data_dir, **embedded)
+        from sweep_sdk.cloud import RemoteTarget
+
+        return RemoteTarget.from_config(remote)
+    if isinstance(target, str | os.PathLike):
+        from sweep_sdk.cloud import RemoteConfig, RemoteTarget
+
+        return RemoteTarget.from_config(RemoteConfig.from_stack_outputs(target))
+    return target
 
 
 def _raw(spec: SweepRequest | dict[str, Any] | str | os.PathLike[str]) -> Any:

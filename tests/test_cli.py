@@ -36,7 +36,7 @@ def test_run_wait_json_prints_one_object_and_exits_1_when_shards_fail(tmp_path: 
     run_id = summary["run_id"]
 
     status = json.loads(sweep("status", run_id, "--json", data_dir=tmp_path).stdout)
-    assert status == {**summary, "data_dir": str(tmp_path.resolve())}
+    assert status == {**summary, "where": str(tmp_path.resolve())}
 
     out = tmp_path / "points.csv"
     written = sweep("results", run_id, "--out", str(out), data_dir=tmp_path)
@@ -99,3 +99,27 @@ def test_user_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
 def test_plan_shows_the_sharding() -> None:
     done = sweep("plan", str(EXAMPLES / "gbm_grid.json"), "--json")
     assert json.loads(done.stdout)["shards"] == 50
+
+
+def test_serve_accepts_runs_over_http_and_openapi_prints_the_document(tmp_path: Path) -> None:
+    from sweep_sdk.remote import RemoteApi
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sweep_sdk", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        url = banner.split()[3]
+        spec = json.loads((EXAMPLES / "mixed_failures.json").read_text())
+        accepted = RemoteApi(url, "us-east-1", credentials_provider=lambda: None).submit(spec)
+        assert accepted.point_count == 144
+        assert (tmp_path / "results" / "runs").is_dir()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    document = json.loads(sweep("openapi").stdout)
+    assert set(document["paths"]) >= {"/runs", "/runs/{run_id}"}

@@ -1,0 +1,283 @@
+"""AWS Lambda entry points: thin adapters over the same cores the embedded target runs.
+
+Each builds its cloud adapters once per container from validated environment variables, turns
+the event into a contract type, calls the core and shapes the answer. Handlers:
+
+- ``parent``: API Gateway REST proxy events (``POST /runs``, ``GET /runs/{run_id}``,
+  ``POST /runs/{run_id}/redrive``) and dispatcher events (``DispatchSlice``) for the fan-out tree;
+- ``worker``: one ``ShardTask``; kernel errors are recorded and end normally (no retry),
+  transient storage errors are recorded and raised so Lambda's async retry runs;
+- ``failure_recorder``: Lambda's on-failure destination record for a worker invocation that
+  crashed, timed out or ran out of memory, turned into the shard's failure record.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+
+from runtime.parent import (
+    Fanout,
+    ParentDeps,
+    ParentResponse,
+    error_response,
+    handle_dispatch,
+    read_manifest,
+    read_redrives,
+    redrive_run,
+    shard_records,
+    submit_run,
+)
+from runtime.ports import InvocationContext, NotFound
+from runtime.worker import WorkerDeps, record_failure, run_shard
+from sweep_sdk.contract import DispatchSlice, ShardTask
+from sweep_sdk.convert import ContractError, dumps, loads, structure
+from sweep_sdk.layout import Layout, run_date_of
+from sweep_sdk.status import tally
+from sweep_sdk.validation import Limits
+
+log = logging.getLogger("sweep")
+log.setLevel(os.environ.get("SWEEP_LOG_LEVEL", "INFO"))
+
+
+class ConfigError(RuntimeError):
+    """The function's environment is incomplete or invalid; the message lists every problem."""
+
+
+@frozen
+class CloudConfig:
+    """What the entry points need from their environment (set by the Pulumi stack)."""
+
+    bucket: str
+    prefix: str
+    worker_function: str
+    dispatcher_function: str
+    max_points: int
+    max_shards: int
+    fanout_leaf: int
+    invoke_threads: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CloudConfig:
+        problems: list[str] = []
+
+        def text(name: str, default: str | None = None) -> str:
+            value = env.get(name, default)
+            if not value:
+                problems.append(f"{name} is not set")
+                return ""
+            return value
+
+        def number(name: str, default: int) -> int:
+            raw = env.get(name)
+            if raw is None:
+                return default
+            if not raw.isdigit() or int(raw) < 1:
+                problems.append(f"{name} must be a positive integer, not {raw!r}")
+                return default
+            return int(raw)
+
+        config = cls(
+            bucket=text("SWEEP_BUCKET"),
+            prefix=text("SWEEP_PREFIX", "results"),
+            worker_function=text("SWEEP_WORKER_FUNCTION"),
+            dispatcher_function=text("SWEEP_DISPATCHER_FUNCTION"),
+            max_points=number("SWEEP_MAX_POINTS", Limits().max_points),
+            max_shards=number("SWEEP_MAX_SHARDS", Limits().max_shards),
+            fanout_leaf=number("SWEEP_FANOUT_LEAF", 250),
+            invoke_threads=number("SWEEP_INVOKE_THREADS", 32),
+        )
+        if problems:
+            raise ConfigError("invalid function environment: " + "; ".join(problems))
+        return config
+
+
+@frozen
+class CloudAdapters:
+    config: CloudConfig
+    parent: ParentDeps
+    worker: WorkerDeps
+
+
+def build_adapters(
+    config: CloudConfig, s3: Any | None = None, lambda_: Any | None = None
+) -> CloudAdapters:
+    """The adapters of one container; tests pass moto or stubbed clients."""
+    from runtime.lambda_invoker import LambdaInvoker, lambda_client
+    from runtime.local import random_token, utc_now
+    from runtime.s3 import S3Store, s3_client
+
+    store = S3Store(s3 if s3 is not None else s3_client(), config.bucket)
+    layout = Layout(config.prefix)
+    invoker = LambdaInvoker(
+        lambda_ if lambda_ is not None else lambda_client(config.invoke_threads),
+        config.worker_function,
+        config.dispatcher_function,
+        threads=config.invoke_threads,
+    )
+    parent = ParentDeps(
+        store,
+        layout,
+        invoker,
+        utc_now,
+        random_token,
+        limits=Limits(max_points=config.max_points, max_shards=config.max_shards),
+        fanout=Fanout(leaf=config.fanout_leaf),
+    )
+    return CloudAdapters(config, parent, WorkerDeps(store, layout, utc_now))
+
+
+@functools.cache
+def _container_adapters() -> CloudAdapters:
+    return build_adapters(CloudConfig.from_env(os.environ))
+
+
+_adapters_override: list[CloudAdapters] = []
+
+
+def use_adapters(adapters: CloudAdapters | None) -> None:
+    """Make the handlers use ``adapters`` (tests); ``None`` restores the environment's."""
+    _adapters_override.clear()
+    if adapters is not None:
+        _adapters_override.append(adapters)
+
+
+def adapters() -> CloudAdapters:
+    return _adapters_override[0] if _adapters_override else _container_adapters()
+
+
+# --- parent ----------------------------------------------------------------------------------
+
+
+def parent(event: Mapping[str, Any], context: InvocationContext) -> dict[str, Any] | None:
+    """API Gateway proxy requests, and dispatcher slices of the fan-out tree."""
+    if "httpMethod" in event:
+        return _api(event, context)
+    job = structure(dict(event), DispatchSlice)
+    handle_dispatch(job, adapters().parent)
+    log.info("dispatched %d shards of run %s", len(job.shards), job.run_id)
+    return None
+
+
+def _api(event: Mapping[str, Any], context: InvocationContext) -> dict[str, Any]:
+    try:
+        return _route(event)
+    except Exception:
+        # the client gets no internals, the log gets everything
+        log.error("request %s failed:\n%s", context.aws_request_id, traceback.format_exc())
+        response = error_response(
+            500, "INTERNAL_ERROR", f"internal error; request id {context.aws_request_id}"
+        )
+        return _http(response.status_code, loads(dumps(response.body)))
+
+
+def _route(event: Mapping[str, Any]) -> dict[str, Any]:
+    method, resource = event.get("httpMethod"), event.get("resource")
+    run_id = (event.get("pathParameters") or {}).get("run_id")
+    deps = adapters().parent
+    if method == "POST" and resource == "/runs":
+        return _reply(submit_run(event.get("body") or "", deps))
+    if run_id is not None and not _is_run_id(run_id):
+        return _not_found(run_id)
+    if method == "GET" and resource == "/runs/{run_id}" and run_id:
+        manifest = read_manifest(deps.store, deps.layout, run_id)
+        if manifest is None:
+            return _not_found(run_id)
+        status = tally(
+            run_id,
+            manifest.shard_count,
+            manifest.point_count,
+            shard_records(deps.store, deps.layout, run_id),
+            read_redrives(deps.store, deps.layout, run_id),
+        )
+        return _http(200, status.as_dict())
+    if method == "POST" and resource == "/runs/{run_id}/redrive" and run_id:
+        try:
+            shards = redrive_run(run_id, deps)
+        except NotFound:
+            return _not_found(run_id)
+        return _http(202, {"run_id": run_id, "shards": shards})
+    response = error_response(404, "NOT_FOUND", f"no route for {method} {resource}")
+    return _http(404, loads(dumps(response.body)))
+
+
+def _is_run_id(run_id: str) -> bool:
+    try:
+        run_date_of(run_id)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_found(run_id: str) -> dict[str, Any]:
+    response = error_response(404, "NOT_FOUND", f"no run {run_id}")
+    return _http(404, loads(dumps(response.body)))
+
+
+def _reply(response: ParentResponse) -> dict[str, Any]:
+    return _http(response.status_code, loads(dumps(response.body)))
+
+
+def _http(status: int, body: Any) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+# --- worker ----------------------------------------------------------------------------------
+
+
+def worker(event: Mapping[str, Any], context: InvocationContext) -> dict[str, Any]:
+    """One shard. Raises only for transient errors, so Lambda retries only those."""
+    task = structure(dict(event), ShardTask)
+    outcome = run_shard(task, context, adapters().worker)
+    log.info(
+        "run %s shard %d attempt %d: %s %s",
+        task.run_id, task.shard, outcome.attempt, outcome.status, outcome.error_code or "",
+    )  # fmt: skip
+    return {"run_id": task.run_id, "shard": task.shard, "status": outcome.status}
+
+
+# --- failure recorder ------------------------------------------------------------------------
+
+
+def failure_recorder(event: Mapping[str, Any], context: InvocationContext) -> dict[str, Any]:
+    """An on-failure destination record of a worker invocation → that shard's failure record."""
+    try:
+        task = structure(event.get("requestPayload"), ShardTask)
+    except ContractError as exc:
+        log.error("on-failure record without a readable shard task: %s", exc)
+        raise
+    code, message = crash_reason(event)
+    outcome = record_failure(task, code, message, adapters().worker)
+    return {"run_id": task.run_id, "shard": task.shard, "status": outcome.status, "code": code}
+
+
+def crash_reason(record: Mapping[str, Any]) -> tuple[str, str]:
+    """The error code and message for an on-failure destination record (pure)."""
+    condition = (record.get("requestContext") or {}).get("condition", "")
+    payload = record.get("responsePayload") or {}
+    error_type = str(payload.get("errorType") or "")
+    message = str(payload.get("errorMessage") or "")
+    attempts = (record.get("requestContext") or {}).get("approximateInvokeCount")
+    suffix = f" (after {attempts} attempts)" if attempts else ""
+    if condition == "EventAgeExceeded":
+        return "EVENT_EXPIRED", f"the invocation waited too long in the queue{suffix}: {message}"
+    if "Task timed out" in message or error_type == "Sandbox.Timedout":
+        return "TIMEOUT", f"the worker ran out of time{suffix}: {message}"
+    if error_type == "Runtime.OutOfMemory" or "signal: killed" in message:
+        return "WORKER_DIED", f"the worker was killed, most likely out of memory{suffix}: {message}"
+    if "exited before completing" in message or error_type.startswith("Runtime."):
+        return "WORKER_DIED", f"the worker process exited{suffix}: {message}"
+    detail = f"{error_type}: {message}" if error_type else message
+    return "RETRIES_EXHAUSTED", f"every attempt failed{suffix}: {detail}"

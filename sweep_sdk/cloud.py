@@ -1,0 +1,141 @@
+"""The remote target: submit through the deployed API, follow runs in S3, query with Athena.
+
+Configured from ``SWEEP_API_URL`` and friends, or from the stack outputs saved with
+``pulumi stack output --json > stack.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from attrs import define, frozen
+
+from runtime.parent import read_manifest, read_redrives, shard_records
+from runtime.s3 import S3Store, s3_client
+from sweep_sdk.athena import AthenaEngine
+from sweep_sdk.client import points_schema
+from sweep_sdk.contract import AcceptedRun, RunManifest
+from sweep_sdk.layout import Layout, run_date_of
+from sweep_sdk.remote import RemoteApi
+from sweep_sdk.status import RunStatus, tally
+
+_ENV = {
+    "api_url": "SWEEP_API_URL",
+    "region": "SWEEP_REGION",
+    "bucket": "SWEEP_BUCKET",
+    "prefix": "SWEEP_PREFIX",
+    "workgroup": "SWEEP_WORKGROUP",
+    "database": "SWEEP_DATABASE",
+}
+
+
+@frozen
+class RemoteConfig:
+    """Where a deployed stack lives; the same names as the stack's outputs."""
+
+    api_url: str
+    region: str
+    bucket: str
+    prefix: str = "results"
+    workgroup: str = "primary"
+    database: str = "sweep"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str) -> RemoteConfig:
+        missing = [k for k in ("api_url", "region", "bucket") if not values.get(k)]
+        if missing:
+            raise ValueError(f"{source} does not give {', '.join(missing)}")
+        known = {k: str(values[k]) for k in _ENV if values.get(k)}
+        return cls(**known)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> RemoteConfig | None:
+        """The remote target the environment names, or None when ``SWEEP_API_URL`` is unset."""
+        if not env.get("SWEEP_API_URL"):
+            return None
+        values = {key: env.get(var) for key, var in _ENV.items()}
+        return cls.from_mapping(values, "the SWEEP_* environment")
+
+    @classmethod
+    def from_stack_outputs(cls, path: str | os.PathLike[str]) -> RemoteConfig:
+        """From ``pulumi stack output --json`` saved to a file."""
+        return cls.from_mapping(json.loads(Path(path).read_text()), str(path))
+
+
+@define
+class RemoteTarget:
+    api: RemoteApi
+    store: S3Store
+    layout: Layout
+    engine: AthenaEngine
+
+    @classmethod
+    def from_config(cls, config: RemoteConfig) -> RemoteTarget:
+        import boto3
+
+        athena = boto3.client("athena", region_name=config.region)
+        return cls(
+            RemoteApi(config.api_url, config.region),
+            S3Store(s3_client(config.region), config.bucket),
+            Layout(config.prefix),
+            AthenaEngine(athena, config.workgroup, config.database),
+        )
+
+    @property
+    def owns_workers(self) -> bool:
+        return False
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.store.bucket}/{self.layout.prefix}"
+
+    def submit(self, raw: Any) -> AcceptedRun:
+        return self.api.submit(raw)
+
+    def manifest(self, run_id: str) -> RunManifest:
+        try:
+            run_date_of(run_id)
+        except ValueError as exc:
+            raise LookupError(str(exc)) from None
+        manifest = read_manifest(self.store, self.layout, run_id)
+        if manifest is None:
+            raise LookupError(f"no run {run_id} in s3://{self.store.bucket}/{self.layout.prefix}")
+        return manifest
+
+    def status(self, manifest: RunManifest) -> RunStatus:
+        run_id = manifest.run_id
+        return tally(
+            run_id,
+            manifest.shard_count,
+            manifest.point_count,
+            shard_records(self.store, self.layout, run_id),
+            read_redrives(self.store, self.layout, run_id),
+        )
+
+    def redrive(self, run_id: str) -> list[int]:
+        return self.api.redrive(run_id)
+
+    def results(self, manifest: RunManifest) -> pa.Table:
+        schema = points_schema(manifest)
+        prefix = self.layout.points_prefix(manifest.spec.kernel, manifest.run_id)
+        keys = list(self.store.list(prefix))
+        with ThreadPoolExecutor(16) as pool:
+            tables = list(
+                pool.map(lambda k: pq.read_table(pa.BufferReader(self.store.get(k))), keys)
+            )
+        if not tables:
+            return schema.empty_table()
+        return pa.concat_tables([t.cast(schema) for t in tables]).sort_by("point_index")
+
+    def run_query(self, sql: str, params: Sequence[Any]) -> pa.Table:
+        return self.engine.run(sql, params)
+
+    def join(self, timeout: float | None = None) -> bool:
+        return True

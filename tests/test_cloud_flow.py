@@ -1,0 +1,224 @@
+"""A cloud-shaped run: API Gateway event → parent → captured invokes → workers and the failure
+recorder → the layout in (moto) S3 → the shipped queries on DuckDB over that layout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from runtime import lambda_entry
+from runtime.kernels import catalog
+from runtime.lambda_entry import CloudConfig, build_adapters, use_adapters
+from runtime.local import LocalContext
+from sweep_sdk.layout import Layout
+from sweep_sdk.query import LocalQueryEngine, named_query
+
+EVENTS = Path(__file__).parent / "events"
+BUCKET = "sweep-results-test"
+CRASHING_SHARD = 1
+
+
+def event(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+class CapturedLambda:
+    """A Lambda client that keeps every asynchronous invoke instead of running it."""
+
+    def __init__(self) -> None:
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803
+        assert InvocationType == "Event"
+        self.invokes.append((FunctionName, json.loads(Payload)))
+        return {"StatusCode": 202}
+
+
+@pytest.fixture
+def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, CapturedLambda]]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        captured = CapturedLambda()
+        config = CloudConfig(
+            bucket=BUCKET,
+            prefix="results",
+            worker_function="sweep-worker",
+            dispatcher_function="sweep-parent",
+            max_points=10_000,
+            max_shards=100,
+            fanout_leaf=4,  # small, so this 6-shard run goes through the tree
+            invoke_threads=4,
+        )
+        use_adapters(build_adapters(config, s3=s3, lambda_=captured))
+        try:
+            yield s3, captured
+        finally:
+            use_adapters(None)
+
+
+def context() -> LocalContext:
+    return LocalContext.with_timeout(900)
+
+
+def drain(captured: CapturedLambda) -> dict[str, int]:
+    """Deliver every captured invoke the way Lambda would; one worker 'crashes' instead."""
+    counts = {"dispatchers": 0, "workers": 0, "crashes": 0}
+    while captured.invokes:
+        function, payload = captured.invokes.pop(0)
+        if function == "sweep-parent":
+            counts["dispatchers"] += 1
+            assert lambda_entry.parent(payload, context()) is None
+        elif payload["shard"] == CRASHING_SHARD:
+            counts["crashes"] += 1
+            record = event("lambda_on_failure_killed.json")
+            record["requestPayload"] = payload
+            lambda_entry.failure_recorder(record, context())
+        else:
+            counts["workers"] += 1
+            lambda_entry.worker(payload, context())
+    return counts
+
+
+def download(s3: Any, root: Path) -> list[str]:
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for obj in page.get("Contents", []):
+            keys.append(obj["Key"])
+            target = root / obj["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
+    return keys
+
+
+def test_a_run_from_api_gateway_to_athena_sql(
+    cloud: tuple[Any, CapturedLambda], tmp_path: Path
+) -> None:
+    s3, captured = cloud
+    response = lambda_entry.parent(event("apigw_post_runs.json"), context())
+    assert response is not None
+    assert response["statusCode"] == 202
+    accepted = json.loads(response["body"])
+    run_id, shards = accepted["run_id"], accepted["shard_count"]
+    assert (accepted["point_count"], shards) == (24, 6)
+    assert {f for f, _ in captured.invokes} == {"sweep-parent"}  # the tree's first level
+
+    counts = drain(captured)
+    assert counts == {"dispatchers": 2, "workers": shards - 1, "crashes": 1}
+
+    keys = download(s3, tmp_path)
+    assert any(k.endswith("manifest.json") for k in keys)
+    engine = LocalQueryEngine(tmp_path, Layout("results"), catalog().values())
+    outcomes = engine.run(
+        "SELECT shard, status, error_code FROM outcomes WHERE run_id = ?", [run_id]
+    ).to_pylist()
+    assert sorted({r["shard"] for r in outcomes}) == list(range(shards))  # complete coverage
+    crashed = [r for r in outcomes if r["shard"] == CRASHING_SHARD]
+    assert crashed == [{"shard": CRASHING_SHARD, "status": "failure", "error_code": "WORKER_DIED"}]
+    failed = {r["shard"] for r in outcomes if r["status"] == "failure"}
+    assert len(failed) >= 2  # the crash, and the epidemics still spreading on day 120
+
+    [rate] = engine.run(named_query("failure_rate_by_run")).to_pylist()
+    assert rate["shards_settled"] == shards
+    assert rate["shards_failed"] == len(failed)
+    [summary] = engine.run(named_query("run_summary"), [run_id, run_id]).to_pylist()
+    assert summary["shards_succeeded"] == shards - len(failed)
+
+    get = event("apigw_get_run.json")
+    get["pathParameters"] = {"run_id": run_id}
+    get["path"] = f"/runs/{run_id}"
+    status_response = lambda_entry.parent(get, context())
+    assert status_response is not None
+    status = json.loads(status_response["body"])
+    assert (status["succeeded"], status["failed"], status["missing"]) == (
+        shards - len(failed), len(failed), 0,
+    )  # fmt: skip
+
+
+def test_repeating_the_api_call_dispatches_nothing_new(cloud: tuple[Any, CapturedLambda]) -> None:
+    _, captured = cloud
+    first = lambda_entry.parent(event("apigw_post_runs.json"), context())
+    invokes = len(captured.invokes)
+    again = lambda_entry.parent(event("apigw_post_runs.json"), context())
+    assert first is not None
+    assert again is not None
+    assert json.loads(again["body"])["run_id"] == json.loads(first["body"])["run_id"]
+    assert json.loads(again["body"])["existing"] is True
+    assert len(captured.invokes) == invokes
+
+
+def test_invalid_body_is_a_400_with_every_problem_and_touches_nothing(
+    cloud: tuple[Any, CapturedLambda],
+) -> None:
+    s3, captured = cloud
+    bad = event("apigw_post_runs.json")
+    body = json.loads(bad["body"])
+    body["seed"] = -1
+    body["axes"]["r0"]["linspace"]["num"] = 0
+    bad["body"] = json.dumps(body)
+    response = lambda_entry.parent(bad, context())
+    assert response is not None
+    assert response["statusCode"] == 400
+    problems = json.loads(response["body"])["error"]["problems"]
+    assert {p["path"] for p in problems} == {"$.seed", "$.axes.r0.linspace.num"}
+    assert captured.invokes == []
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+def test_unknown_run_and_route_are_404_and_internals_never_leak(
+    cloud: tuple[Any, CapturedLambda], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    get = event("apigw_get_run.json")
+    response = lambda_entry.parent(get, context())
+    assert response is not None
+    assert response["statusCode"] == 404
+
+    def explode(*_: Any) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(lambda_entry, "submit_run", explode)
+    response = lambda_entry.parent(event("apigw_post_runs.json"), context())
+    assert response is not None
+    assert response["statusCode"] == 500
+    assert "secret" not in response["body"]
+    assert json.loads(response["body"])["error"]["code"] == "INTERNAL_ERROR"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code"),
+    [
+        ("lambda_on_failure_killed.json", "WORKER_DIED"),
+        ("lambda_on_failure_timeout.json", "TIMEOUT"),
+    ],
+)
+def test_failure_recorder_turns_destination_records_into_failures(
+    cloud: tuple[Any, CapturedLambda], fixture: str, code: str
+) -> None:
+    s3, _ = cloud
+    result = lambda_entry.failure_recorder(event(fixture), context())
+    assert result["code"] == code
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == [
+        "results/outcomes/run_date=2026-11-23/run_id=20261123T120000Z-0a1b2c3d/"
+        "status=failure/shard=00003-attempt=0001.parquet"
+    ]
+
+
+def test_environment_is_validated_at_cold_start() -> None:
+    with pytest.raises(lambda_entry.ConfigError) as caught:
+        CloudConfig.from_env({"SWEEP_MAX_SHARDS": "many"})
+    message = str(caught.value)
+    assert "SWEEP_BUCKET is not set" in message
+    assert "SWEEP_WORKER_FUNCTION is not set" in message
+    assert "SWEEP_MAX_SHARDS must be a positive integer, not 'many'" in message
