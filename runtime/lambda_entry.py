@@ -30,9 +30,8 @@ from runtime.parent import (
     error_response,
     handle_dispatch,
     read_manifest,
-    read_redrives,
     redrive_run,
-    shard_records,
+    run_status,
     submit_run,
 )
 from runtime.ports import InvocationContext, NotFound
@@ -40,7 +39,6 @@ from runtime.worker import WorkerDeps, record_failure, run_shard
 from sweep_sdk.contract import DispatchSlice, ShardTask
 from sweep_sdk.convert import ContractError, dumps, loads, structure
 from sweep_sdk.layout import Layout, run_date_of
-from sweep_sdk.status import tally
 from sweep_sdk.validation import Limits
 
 log = logging.getLogger("sweep")
@@ -190,14 +188,7 @@ def _route(event: Mapping[str, Any]) -> dict[str, Any]:
         manifest = read_manifest(deps.store, deps.layout, run_id)
         if manifest is None:
             return _not_found(run_id)
-        status = tally(
-            run_id,
-            manifest.shard_count,
-            manifest.point_count,
-            shard_records(deps.store, deps.layout, run_id),
-            read_redrives(deps.store, deps.layout, run_id),
-        )
-        return _http(200, status.as_dict())
+        return _http(200, run_status(deps.store, deps.layout, manifest).as_dict())
     if method == "POST" and resource == "/runs/{run_id}/redrive" and run_id:
         try:
             shards = redrive_run(run_id, deps)

@@ -32,7 +32,7 @@ from sweep_sdk.kernel_spec import KernelCatalog
 from sweep_sdk.layout import Layout, new_run_id, run_date_of
 from sweep_sdk.planning import plan_shards
 from sweep_sdk.space import point_count
-from sweep_sdk.status import ShardRecords
+from sweep_sdk.status import RunStatus, ShardRecords, tally
 from sweep_sdk.validation import Limits, parse_request
 
 MAX_ASYNC_PAYLOAD = 256 * 1024
@@ -166,6 +166,30 @@ def shard_tasks(manifest: RunManifest, shards: Iterable[int] | None = None) -> I
 
 def shard_records(store: ObjectStore, layout: Layout, run_id: str) -> ShardRecords:
     return ShardRecords.from_keys(store.list(layout.outcomes_prefix(run_id)))
+
+
+def run_status(store: ObjectStore, layout: Layout, manifest: RunManifest) -> RunStatus:
+    """Where the run stands, from its outcome objects and redrive records."""
+    run_id = manifest.run_id
+    return tally(
+        run_id,
+        manifest.shard_count,
+        manifest.point_count,
+        shard_records(store, layout, run_id),
+        read_redrives(store, layout, run_id),
+    )
+
+
+def find_manifest(store: ObjectStore, layout: Layout, run_id: str, where: str) -> RunManifest:
+    """The run's manifest; ``LookupError`` naming ``where`` when there is no such run."""
+    try:
+        run_date_of(run_id)
+    except ValueError as exc:
+        raise LookupError(str(exc)) from None
+    manifest = read_manifest(store, layout, run_id)
+    if manifest is None:
+        raise LookupError(f"no run {run_id} in {where}")
+    return manifest
 
 
 def read_redrives(store: ObjectStore, layout: Layout, run_id: str) -> list[RedriveRecord]:

@@ -25,18 +25,17 @@ from runtime.local_pool import DEFAULT_SHARD_TIMEOUT, DetachedLocalInvoker, Loca
 from runtime.parent import (
     Fanout,
     ParentDeps,
-    read_manifest,
-    read_redrives,
+    find_manifest,
     redrive_run,
-    shard_records,
+    run_status,
     submit_run,
 )
 from runtime.ports import Invoker
 from sweep_sdk.contract import AcceptedRun, ErrorResponse, RunManifest, SweepRequest
 from sweep_sdk.convert import ContractError, unstructure
-from sweep_sdk.layout import Layout, run_date_of
+from sweep_sdk.layout import Layout
 from sweep_sdk.query import LocalQueryEngine, named_query, placeholders
-from sweep_sdk.status import RunStatus, tally
+from sweep_sdk.status import RunStatus
 from sweep_sdk.tables import points_table
 
 DEFAULT_DATA_DIR = ".sweep"
@@ -130,24 +129,10 @@ class EmbeddedTarget:
         return response.body
 
     def manifest(self, run_id: str) -> RunManifest:
-        try:
-            run_date_of(run_id)
-        except ValueError as exc:
-            raise LookupError(str(exc)) from None
-        manifest = read_manifest(self.store, self.layout, run_id)
-        if manifest is None:
-            raise LookupError(f"no run {run_id} under {self.data_dir}")
-        return manifest
+        return find_manifest(self.store, self.layout, run_id, self.location)
 
     def status(self, manifest: RunManifest) -> RunStatus:
-        store, run_id = self.store, manifest.run_id
-        return tally(
-            run_id,
-            manifest.shard_count,
-            manifest.point_count,
-            shard_records(store, self.layout, run_id),
-            read_redrives(store, self.layout, run_id),
-        )
+        return run_status(self.store, self.layout, manifest)
 
     def redrive(self, run_id: str) -> list[int]:
         return redrive_run(run_id, self.parent_deps())
@@ -224,8 +209,9 @@ class Run:
             while True:
                 status = self.status()
                 if bar is not None:
+                    note = _progress_note(status, bar.format_dict["elapsed"])
+                    bar.set_postfix_str(note, refresh=False)
                     bar.update(status.succeeded + status.failed - bar.n)
-                    bar.set_postfix(failed=status.failed, refresh=False)
                 if status.settled:
                     return status
                 left = None if deadline is None else deadline - time.monotonic()
@@ -362,4 +348,14 @@ def _progress_bar(manifest: RunManifest) -> Any:
         unit="shard",
         desc=f"run {manifest.run_id}",
         dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} shards "
+        "[{elapsed}, ETA {remaining}{postfix}]",
     )
+
+
+def _progress_note(status: RunStatus, elapsed: float) -> str:
+    """Failed shards and points per second (estimated: shards are nearly equal in size)."""
+    done = status.succeeded + status.failed
+    points = status.points_total * done / max(status.total, 1)
+    rate = points / elapsed if elapsed > 0 else 0.0
+    return f"{status.failed:,} failed, {rate:,.0f} points/s"

@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from attrs import define, frozen
 
-from runtime.parent import read_manifest, read_redrives, shard_records
+from runtime.parent import find_manifest, run_status
 from runtime.s3 import S3Store, s3_client
 from sweep_sdk.athena import AthenaEngine
 from sweep_sdk.client import points_schema
 from sweep_sdk.contract import AcceptedRun, RunManifest
-from sweep_sdk.layout import Layout, run_date_of
+from sweep_sdk.layout import Layout
 from sweep_sdk.remote import RemoteApi
-from sweep_sdk.status import RunStatus, tally
+from sweep_sdk.status import RunStatus
 
 _ENV = {
     "api_url": "SWEEP_API_URL",
@@ -100,24 +100,10 @@ class RemoteTarget:
         return self.api.submit(raw)
 
     def manifest(self, run_id: str) -> RunManifest:
-        try:
-            run_date_of(run_id)
-        except ValueError as exc:
-            raise LookupError(str(exc)) from None
-        manifest = read_manifest(self.store, self.layout, run_id)
-        if manifest is None:
-            raise LookupError(f"no run {run_id} in s3://{self.store.bucket}/{self.layout.prefix}")
-        return manifest
+        return find_manifest(self.store, self.layout, run_id, self.location)
 
     def status(self, manifest: RunManifest) -> RunStatus:
-        run_id = manifest.run_id
-        return tally(
-            run_id,
-            manifest.shard_count,
-            manifest.point_count,
-            shard_records(self.store, self.layout, run_id),
-            read_redrives(self.store, self.layout, run_id),
-        )
+        return run_status(self.store, self.layout, manifest)
 
     def redrive(self, run_id: str) -> list[int]:
         return self.api.redrive(run_id)
