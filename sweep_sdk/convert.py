@@ -89,8 +89,13 @@ def unstructure(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    """Canonical JSON: sorted keys and no spaces, so equal objects give equal bytes."""
-    return json.dumps(unstructure(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """Compact JSON of a contract object, keys in their order.
+
+    Never sorted: the order of ``axes`` is meaningful (the grid iterates it like
+    ``itertools.product``, Sobol dimensions follow it), and attrs fields already come in a
+    fixed order, so the same object always gives the same bytes.
+    """
+    return json.dumps(unstructure(obj), separators=(",", ":"), allow_nan=False)
 
 
 def loads(text: str | bytes) -> Any:

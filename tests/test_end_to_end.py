@@ -187,3 +187,20 @@ def test_repeated_submit_with_a_client_token_returns_the_same_run(tmp_path: Path
     first.wait(timeout=120, progress=False)
     runs = list((tmp_path / "results" / "runs").rglob("manifest.json"))
     assert len(runs) == 1
+
+
+def test_axes_iterate_in_the_order_the_request_gives_them(tmp_path: Path) -> None:
+    spec = example("gbm_grid.json")
+    spec["params"]["paths"] = 100
+    spec["axes"] = {
+        "strike": {"values": [90.0, 110.0]},
+        "sigma": {"values": [0.1, 0.2, 0.3]},
+    }  # not alphabetical: strike is the outer axis, sigma varies fastest
+    spec["sharding"] = {"shard_count": 2}
+    run = submit(spec, data_dir=tmp_path, workers=1)
+    run.wait(timeout=60, progress=False)
+    assert list(run.manifest.spec.axes) == ["strike", "sigma"]
+    rows = run.results().to_pylist()
+    assert [(r["strike"], r["sigma"]) for r in rows] == [
+        (90.0, 0.1), (90.0, 0.2), (90.0, 0.3), (110.0, 0.1), (110.0, 0.2), (110.0, 0.3),
+    ]  # fmt: skip
