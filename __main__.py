@@ -1,8 +1,22 @@
 """The sweep stack on AWS, as a Pulumi program (`pulumi up --stack sandbox`).
 
-Deploys (as the components land): the results bucket, the parent, worker and failure-recorder
-Lambdas, the REST API with request validation, Glue tables and an Athena workgroup, and one
-least-privilege IAM role per function. Today it only reads and exports its typed config.
+Deploys, one component per concern (``infra/``):
+- storage: the results bucket (public access blocked, SSE-S3, TLS-only policy, versioning,
+  lifecycle rules from config) and an artifacts bucket with the uploaded Lambda code (and
+  dependency layer, when one is configured);
+- iam: one execution role per function, each with only its own least-privilege policy
+  (optionally under a permissions boundary);
+- compute: the parent, worker and failure-recorder Lambdas with their log groups, the
+  environment the entry points validate, and the worker's async-invoke config (retries, event
+  age, on-failure destination to the recorder, optional reserved concurrency);
+- api: the REST API imported from the contract's OpenAPI document (AWS_IAM auth, body
+  validator), redeployed whenever the document changes; a stage with throttling and access logs;
+- analytics: the Glue database and tables (outcomes, manifests, one points table per kernel),
+  an Athena workgroup with an enforced, encrypted result location and a bytes-scanned cutoff,
+  and the shipped queries as named queries.
+
+Exports what ``sweep_sdk.cloud.RemoteConfig.from_stack_outputs`` reads (api_url, region,
+bucket, prefix, workgroup, database), the function names and the artifact hashes.
 """
 
 from __future__ import annotations
@@ -10,13 +24,14 @@ from __future__ import annotations
 import pulumi
 
 from infra.config import StackConfig
+from infra.stack import build_stack
 
 
-def build_stack(config: StackConfig) -> None:
-    """Create every resource of the stack; called after config (or test mocks) are set."""
-    pulumi.export("name_prefix", config.name_prefix)
-    pulumi.export("results_prefix", config.results_prefix)
+def main() -> None:
+    config = StackConfig.from_pulumi(pulumi.Config("sweep"))
+    for name, value in build_stack(config).items():
+        pulumi.export(name, value)
 
 
 if __name__ == "__main__":
-    build_stack(StackConfig.from_pulumi(pulumi.Config("sweep")))
+    main()

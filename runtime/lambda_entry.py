@@ -61,6 +61,7 @@ class CloudConfig:
     max_shards: int
     fanout_leaf: int
     invoke_threads: int
+    glue_database: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloudConfig:
@@ -91,6 +92,7 @@ class CloudConfig:
             max_shards=number("SWEEP_MAX_SHARDS", Limits().max_shards),
             fanout_leaf=number("SWEEP_FANOUT_LEAF", 250),
             invoke_threads=number("SWEEP_INVOKE_THREADS", 32),
+            glue_database=env.get("SWEEP_GLUE_DATABASE") or None,
         )
         if problems:
             raise ConfigError("invalid function environment: " + "; ".join(problems))
@@ -105,9 +107,11 @@ class CloudAdapters:
 
 
 def build_adapters(
-    config: CloudConfig, s3: Any | None = None, lambda_: Any | None = None
+    config: CloudConfig, s3: Any | None = None, lambda_: Any | None = None, glue: Any | None = None
 ) -> CloudAdapters:
     """The adapters of one container; tests pass moto or stubbed clients."""
+    from runtime.glue import GlueRegistrar, glue_client
+    from runtime.kernels import catalog
     from runtime.lambda_invoker import LambdaInvoker, lambda_client
     from runtime.local import random_token, utc_now
     from runtime.s3 import S3Store, s3_client
@@ -128,6 +132,15 @@ def build_adapters(
         random_token,
         limits=Limits(max_points=config.max_points, max_shards=config.max_shards),
         fanout=Fanout(leaf=config.fanout_leaf),
+        partitions=None
+        if config.glue_database is None
+        else GlueRegistrar(
+            glue if glue is not None else glue_client(),
+            config.glue_database,
+            config.bucket,
+            layout,
+            catalog(),
+        ),
     )
     return CloudAdapters(config, parent, WorkerDeps(store, layout, utc_now))
 

@@ -54,6 +54,11 @@ class LocalStore:
         except FileNotFoundError:
             raise NotFound(key) from None
 
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` (absent is fine). Only compaction deletes, and only
+        here: the object-store protocol has no delete, and no cloud role may delete results."""
+        self.path(key).unlink(missing_ok=True)
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import json
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
@@ -23,29 +24,91 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from attrs import define, field
 
-from runtime.local import LocalContext, LocalStore, utc_now
-from runtime.ports import TransientStoreError
-from runtime.worker import WorkerDeps, record_failure, run_shard
-from sweep_sdk.contract import DispatchSlice, ShardTask
+from runtime.local import LocalStore, utc_now
+from sweep_sdk.contract import DispatchSlice, ShardTask, SweepRequest
 from sweep_sdk.convert import dumps, loads, structure
 from sweep_sdk.layout import Layout
+
+if TYPE_CHECKING:
+    from runtime.worker import WorkerDeps
 
 DEFAULT_SHARD_TIMEOUT = 900.0  # Lambda's maximum
 _HARD_LIMIT_GRACE = 5.0  # beyond the soft deadline the worker checks itself
 
 
+class TaskCodec:
+    """Shard tasks as JSON lines (``convert.dumps``'s form), the spec done once per run.
+
+    Every task of a run carries the same spec, and encoding or decoding it through cattrs costs
+    more than a small shard's points: the encoder reuses the spec's JSON while the spec object
+    stays the same, and the decoder reuses the decoded spec while the spec's JSON stays the
+    same (compared as text, since key order is meaningful: axes iterate in their given order).
+    """
+
+    def __init__(self) -> None:
+        self._spec: SweepRequest | None = None
+        self._spec_json = ""
+        self._version = ""
+
+    def encode(self, task: ShardTask) -> bytes:
+        if task.spec is not self._spec:
+            self._spec, self._spec_json = task.spec, dumps(task.spec)
+        # The fields of ShardTask in their order, exactly as dumps(task) writes them.
+        return (
+            f'{{"run_id":{json.dumps(task.run_id)},"run_date":{json.dumps(task.run_date)},'
+            f'"shard":{task.shard:d},"start":{task.start:d},"end":{task.end:d},'
+            f'"spec":{self._spec_json},"schema_version":{json.dumps(task.schema_version)}}}\n'
+        ).encode()
+
+    def decode(self, line: str | bytes) -> ShardTask:
+        raw = loads(line)
+        spec_raw = raw.get("spec") if isinstance(raw, dict) else None
+        spec_json = json.dumps(spec_raw, separators=(",", ":"))
+        if self._spec is None or spec_json != self._spec_json:
+            task = structure(raw, ShardTask)  # validates everything, the version included
+            self._spec, self._spec_json, self._version = task.spec, spec_json, task.schema_version
+            return task
+        # Same spec as the last task: validate the rest against the contract's types.
+        try:
+            task = ShardTask(
+                run_id=_typed(raw["run_id"], str),
+                run_date=_typed(raw["run_date"], str),
+                shard=_typed(raw["shard"], int),
+                start=_typed(raw["start"], int),
+                end=_typed(raw["end"], int),
+                spec=self._spec,
+                schema_version=_typed(raw["schema_version"], str),
+            )
+        except (KeyError, TypeError):
+            return structure(raw, ShardTask)  # let the contract say what is wrong
+        if task.schema_version != self._version:
+            return structure(raw, ShardTask)
+        return task
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if type(value) is not kind:
+        raise TypeError(f"{value!r} is not {kind.__name__}")
+    return value
+
+
 def serve_worker(root: str, prefix: str, timeout: float) -> None:
     """Body of a worker process: one task per line on stdin, one status per line on stdout."""
+    from runtime.local import LocalContext
+    from runtime.ports import TransientStoreError
+    from runtime.worker import WorkerDeps, record_failure, run_shard
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the waiting, not the run
     deps = WorkerDeps(LocalStore(root), Layout(prefix), utc_now)
+    codec = TaskCodec()
     for line in sys.stdin:
-        task = structure(loads(line), ShardTask)
+        task = codec.decode(line)
         try:
             status: str = run_shard(task, LocalContext.with_timeout(timeout), deps).status
         except TransientStoreError:
@@ -64,9 +127,22 @@ def _set_event() -> threading.Event:
 
 
 @define
+class _Job:
+    """A task as its worker receives it: the JSON line, and the task when already decoded."""
+
+    line: bytes
+    task: ShardTask | None = None
+
+    def decoded(self) -> ShardTask:
+        if self.task is None:
+            self.task = structure(loads(self.line), ShardTask)
+        return self.task
+
+
+@define
 class _Worker:
     process: subprocess.Popen[bytes]
-    task: ShardTask | None = None
+    task: _Job | None = None
     hard_deadline: float = 0.0
 
     @property
@@ -88,7 +164,7 @@ class WorkerPool:
     layout: Layout
     workers: int = field(factory=lambda: os.cpu_count() or 1)
     shard_timeout: float = DEFAULT_SHARD_TIMEOUT
-    _pending: collections.deque[ShardTask] = field(factory=collections.deque)
+    _pending: collections.deque[_Job] = field(factory=collections.deque)
     _lock: threading.Lock = field(factory=threading.Lock)
     _supervisor: threading.Thread | None = None
     _wake: tuple[mpc.Connection, mpc.Connection] = field(factory=lambda: mp.Pipe(duplex=False))
@@ -96,8 +172,16 @@ class WorkerPool:
     _pool: list[_Worker] = field(factory=list)
 
     def submit(self, tasks: Sequence[ShardTask]) -> None:
+        codec = TaskCodec()
+        self._enqueue(_Job(codec.encode(t), t) for t in tasks)
+
+    def submit_lines(self, lines: Iterable[bytes]) -> None:
+        """Tasks already encoded as JSON lines (what ``DetachedLocalInvoker`` spools)."""
+        self._enqueue(_Job(line if line.endswith(b"\n") else line + b"\n") for line in lines)
+
+    def _enqueue(self, jobs: Iterable[_Job]) -> None:
         with self._lock:
-            self._pending.extend(tasks)
+            self._pending.extend(jobs)
             self._idle.clear()
             if self._supervisor is None or not self._supervisor.is_alive():
                 # not a daemon: a script that submits and exits still finishes its run
@@ -119,7 +203,6 @@ class WorkerPool:
     # --- the supervisor thread ------------------------------------------------------------
 
     def _supervise(self) -> None:
-        deps = WorkerDeps(LocalStore(self.root), self.layout, utc_now)
         try:
             while True:
                 with self._lock:
@@ -129,7 +212,7 @@ class WorkerPool:
                         self._stop_workers()
                         self._supervisor = None
                         return
-                self._wait_and_reap(deps)
+                self._wait_and_reap()
         except BaseException:
             self._idle.set()
             raise
@@ -141,11 +224,11 @@ class WorkerPool:
                 worker = self._spawn()
             if worker is None:
                 return
-            task = self._pending.popleft()
-            worker.task = task
+            job = self._pending.popleft()
+            worker.task = job
             worker.hard_deadline = time.monotonic() + self.shard_timeout + _HARD_LIMIT_GRACE
             try:
-                worker.stdin.write(dumps(task).encode() + b"\n")
+                worker.stdin.write(job.line)
                 worker.stdin.flush()
             except OSError:
                 pass  # it died while idle: reaped as a death with this task, like Lambda would
@@ -163,7 +246,7 @@ class WorkerPool:
         self._pool.append(worker)
         return worker
 
-    def _wait_and_reap(self, deps: WorkerDeps) -> None:
+    def _wait_and_reap(self) -> None:
         busy = [w for w in self._pool if w.task is not None]
         now = time.monotonic()
         timeout = max(0.0, min((w.hard_deadline for w in busy), default=now + 1.0) - now)
@@ -177,14 +260,21 @@ class WorkerPool:
                     if w.stdout.readline():
                         w.task = None
                     else:  # end of file: the process is gone
-                        self._record_death(w, deps, timed_out=False)
+                        self._record_death(w, timed_out=False)
                 elif time.monotonic() > w.hard_deadline:
                     w.process.kill()
-                    self._record_death(w, deps, timed_out=True)
+                    self._record_death(w, timed_out=True)
 
-    def _record_death(self, w: _Worker, deps: WorkerDeps, timed_out: bool) -> None:
-        task = w.task
-        assert task is not None
+    def _deps(self) -> WorkerDeps:
+        from runtime.worker import WorkerDeps  # the supervisor itself never runs a kernel
+
+        return WorkerDeps(LocalStore(self.root), self.layout, utc_now)
+
+    def _record_death(self, w: _Worker, timed_out: bool) -> None:
+        from runtime.worker import record_failure
+
+        assert w.task is not None
+        task = w.task.decoded()
         exitcode = w.process.wait()
         if timed_out:
             code = "TIMEOUT"
@@ -194,7 +284,7 @@ class WorkerPool:
         else:
             code = "WORKER_DIED"
             message = f"worker process {_describe_exit(exitcode)} while running the shard"
-        record_failure(task, code, message, deps)
+        record_failure(task, code, message, self._deps())
         self._pool.remove(w)
         _close(w)
 
@@ -273,7 +363,8 @@ class DetachedLocalInvoker:
         spool.mkdir(parents=True, exist_ok=True)
         name = uuid.uuid4().hex
         batch = spool / f"{name}.jsonl"
-        batch.write_text("".join(dumps(t) + "\n" for t in tasks))
+        codec = TaskCodec()
+        batch.write_bytes(b"".join(codec.encode(t) for t in tasks))
         log = Path(self.root) / ".local" / f"runner-{name}.log"
         with open(log, "ab") as out:
             subprocess.Popen(
@@ -299,9 +390,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.tasks is None:
         parser.error("--tasks is required")
-    tasks = [structure(loads(line), ShardTask) for line in args.tasks.read_text().splitlines()]
+    # The lines go to the workers as they are: this process decodes a task only if its worker
+    # dies (to record the failure), so it takes no CPU from them.
+    lines = [line for line in args.tasks.read_bytes().splitlines() if line.strip()]
     pool = WorkerPool(args.data_dir, Layout(args.prefix), args.workers, args.shard_timeout)
-    pool.submit(tasks)
+    pool.submit_lines(lines)
     pool.join()
     args.tasks.unlink()
     return 0

@@ -12,7 +12,8 @@ from typing import Any
 
 from attrs import evolve, field, frozen
 
-from runtime.ports import Clock, Invoker, NotFound, ObjectStore
+from runtime.ports import Clock, Invoker, NotFound, ObjectStore, PartitionRegistrar
+from runtime.records import outcome_entries
 from runtime.worker import WORKER_VERSION
 from sweep_sdk.contract import (
     AcceptedRun,
@@ -65,6 +66,8 @@ class ParentDeps:
     catalog: KernelCatalog | None = None
     fanout: Fanout = field(factory=Fanout)
     max_task_bytes: int = MAX_ASYNC_PAYLOAD
+    partitions: PartitionRegistrar | None = None
+    """Registers each run's Glue partitions at run start (cloud); locally DuckDB needs none."""
 
 
 @frozen
@@ -91,6 +94,8 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
         existing = read_manifest(deps.store, deps.layout, run_id)
         if existing is not None:
             return ParentResponse(202, accepted(existing, deps.layout, existing=True))
+    if deps.partitions is not None:
+        deps.partitions.register_run(run_id, request.kernel)
     manifest = RunManifest(
         run_id=run_id,
         run_date=run_date_of(run_id),
@@ -153,6 +158,8 @@ def redrive_run(run_id: str, deps: ParentDeps) -> list[int]:
         ):
             break
         number += 1  # a concurrent redrive took this number
+    if deps.partitions is not None:
+        deps.partitions.register_run(run_id, manifest.spec.kernel)
     dispatch(manifest, missing, deps)
     return missing
 
@@ -165,7 +172,18 @@ def shard_tasks(manifest: RunManifest, shards: Iterable[int] | None = None) -> I
 
 
 def shard_records(store: ObjectStore, layout: Layout, run_id: str) -> ShardRecords:
-    return ShardRecords.from_keys(store.list(layout.outcomes_prefix(run_id)))
+    """The run's outcome records: one object per record, and the rows of compacted files."""
+    entries: list[tuple[str, int, int | None]] = []
+    for key in store.list(layout.outcomes_prefix(run_id)):
+        fields = Layout.outcome_fields(key)
+        if fields is not None:
+            entries.append(fields)
+        elif Layout.is_compacted(key):
+            status = Layout.outcome_status(key)
+            entries.extend((status, s, a) for s, a in outcome_entries(store.get(key)))
+        else:
+            Layout.parse_outcome_key(key)  # raises: not an outcome object
+    return ShardRecords.from_entries(entries)
 
 
 def run_status(store: ObjectStore, layout: Layout, manifest: RunManifest) -> RunStatus:

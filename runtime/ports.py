@@ -50,6 +50,12 @@ class Invoker(Protocol):
         ...
 
 
+class PartitionRegistrar(Protocol):
+    def register_run(self, run_id: str, kernel: str) -> None:
+        """Make the run's partitions visible to the query engine before anything is written."""
+        ...
+
+
 class InvocationContext(Protocol):
     """The part of Lambda's context object the worker uses; a local context fits too."""
 

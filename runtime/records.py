@@ -58,6 +58,14 @@ def read_outcome(body: bytes, run_id: str, status: ShardStatus) -> ShardOutcome:
     )
 
 
+def outcome_entries(body: bytes) -> list[tuple[int, int]]:
+    """``(shard, attempt)`` of every record in an outcomes Parquet object (compacted ones hold
+    many); only those two columns are decoded."""
+    parquet = pq.ParquetFile(pa.BufferReader(body))  # not read_table: a quarter of the cost
+    table = parquet.read(columns=["shard", "attempt"], use_threads=False)
+    return list(zip(table["shard"].to_pylist(), table["attempt"].to_pylist(), strict=True))
+
+
 class PointsWriter:
     """Streams batches of points into one in-memory Parquet object, a row group per batch."""
 

@@ -17,10 +17,10 @@ from attrs import frozen
 
 from runtime.kernels import KERNELS, Kernel, KernelError, evaluate
 from runtime.ports import Clock, InvocationContext, ObjectStore, TransientStoreError
-from runtime.records import PointsWriter, outcome_parquet, read_outcome
+from runtime.records import PointsWriter, outcome_entries, outcome_parquet, read_outcome
 from sweep_sdk._version import __version__
-from sweep_sdk.contract import ShardOutcome, ShardTask
-from sweep_sdk.layout import Layout
+from sweep_sdk.contract import ShardOutcome, ShardTask, SweepRequest
+from sweep_sdk.layout import COMPACTED_STEM, Layout
 from sweep_sdk.space import PointSpace
 from sweep_sdk.tables import points_table
 
@@ -81,7 +81,7 @@ def run_shard(task: ShardTask, context: InvocationContext, deps: WorkerDeps) -> 
 def _evaluate(
     task: ShardTask, kernel: Kernel, context: InvocationContext, deps: WorkerDeps
 ) -> bytes:
-    space = PointSpace(task.spec, kernel.spec)
+    space = _point_space(task.spec, kernel)
     writer = PointsWriter(points_table(kernel.spec))
     slowest_batch_ms = 0.0
     for lo in range(task.start, task.end, deps.batch_points):
@@ -99,6 +99,26 @@ def _evaluate(
         writer.write(index, params, metrics)
         slowest_batch_ms = max(slowest_batch_ms, (time.perf_counter() - b0) * 1000)
     return writer.finish()
+
+
+_SPACES: dict[tuple[int, int], tuple[SweepRequest, Kernel, PointSpace]] = {}
+
+
+def _point_space(spec: SweepRequest, kernel: Kernel) -> PointSpace:
+    """The point space of ``spec``, built once per spec a process sees, not once per shard.
+
+    A worker runs shard after shard of one run; building the space (grid axes, checks) costs
+    as much as the points of a small shard. Keyed by identity, holding the objects it keys.
+    """
+    key = (id(spec), id(kernel))
+    cached = _SPACES.get(key)
+    if cached is not None and cached[0] is spec and cached[1] is kernel:
+        return cached[2]
+    space = PointSpace(spec, kernel.spec)
+    if len(_SPACES) >= 8:
+        _SPACES.clear()
+    _SPACES[key] = (spec, kernel, space)
+    return space
 
 
 def record_failure(
@@ -127,8 +147,14 @@ def record_failure(
 
 
 def _failed_attempts(task: ShardTask, deps: WorkerDeps) -> int:
-    prefix = deps.layout.failure_prefix(task.run_id, task.shard)
-    return sum(1 for _ in deps.store.list(prefix))
+    """Failed attempts recorded so far: the shard's failure objects, plus its rows in the
+    run's compacted failure files (present only after ``sweep compact`` and a redrive)."""
+    layout, store = deps.layout, deps.store
+    count = sum(1 for _ in store.list(layout.failure_prefix(task.run_id, task.shard)))
+    compacted = f"{layout.status_prefix(task.run_id, 'failure')}{COMPACTED_STEM}"
+    for key in store.list(compacted):
+        count += sum(1 for shard, _ in outcome_entries(store.get(key)) if shard == task.shard)
+    return count
 
 
 def _outcome(

@@ -95,6 +95,27 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true", help="print rows as JSON lines")
     query.set_defaults(handler=_query)
 
+    report = commands.add_parser(
+        "report", help="write PNG figures and one self-contained HTML page about a run"
+    )
+    report.add_argument("run_id")
+    report.add_argument("--out", type=Path, help="folder for the files (default report-RUN_ID)")
+    report.add_argument("--metric", help="metric to plot over the axes (default: the first)")
+    _target_options(report)
+    report.set_defaults(handler=_write_report)
+
+    compact = commands.add_parser(
+        "compact",
+        help="rewrite a finished run's shard objects into a few large Parquet files "
+        "(embedded target; every query answer stays the same)",
+    )
+    compact.add_argument("run_id")
+    compact.add_argument(
+        "--data-dir", help="data folder of the embedded target (default $SWEEP_DATA_DIR or .sweep)"
+    )
+    compact.add_argument("--json", action="store_true", help="print one JSON object")
+    compact.set_defaults(handler=_compact)
+
     serve = commands.add_parser(
         "serve", help="a local HTTP gateway (POST /runs, GET /runs/{id}) over the embedded target"
     )
@@ -256,6 +277,47 @@ def _query(args: argparse.Namespace) -> int:
             print(json.dumps(row, default=str))
     else:
         print(format_table(table.column_names, table.to_pylist()))
+    return 0
+
+
+def _write_report(args: argparse.Namespace) -> int:
+    from sweep_sdk.report import ReportError, write_report  # matplotlib: this command only
+
+    run = _open(args)
+    try:
+        report = write_report(run, args.out or Path(f"report-{run.run_id}"), metric=args.metric)
+    except ReportError as exc:
+        raise UserError(str(exc)) from None
+    for figure in report.figures:
+        print(f"wrote {figure.path}")
+    print(f"wrote {report.html}")
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from sweep_sdk.client import EmbeddedTarget
+    from sweep_sdk.compact import CompactionError, compact_run
+
+    target = EmbeddedTarget.from_env(args.data_dir)
+    target.manifest(args.run_id)  # LookupError (exit 2) when there is no such run
+    try:
+        report = compact_run(target.store, target.layout, args.run_id)
+    except CompactionError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    if report.recovered:
+        print(f"finished an interrupted compaction: deleted {report.recovered:,} objects")
+    if not report.partitions:
+        print(f"run {args.run_id}: nothing to compact")
+        return 0
+    for part in report.partitions:
+        print(
+            f"{part.partition}: {part.objects:,} objects -> {len(part.files)} file(s), "
+            f"{part.rows:,} rows verified (sha256 {part.digest[:12]})"
+        )
+    print(f"run {args.run_id}: {report.objects_before:,} objects -> {report.files_after} files")
     return 0
 
 

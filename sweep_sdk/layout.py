@@ -8,6 +8,13 @@
 <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=failure/shard=00042-attempt=0001.parquet
 <prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/shard=00042.parquet
 ```
+A compacted run (``sweep compact``) has, in the same partitions, ``compacted-0001.parquet``
+files holding the rows of many shard objects, and a record of each compaction:
+```
+<prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/compacted-0001.parquet
+<prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/compacted-0001.parquet
+<prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/compaction-0001.json
+```
 Directories named ``column=value`` are the hive partitions (Athena and DuckDB read them as
 columns); everything below the last partition is a plain file name, so success and failure
 objects sit at the same depth and one table spans both.
@@ -23,6 +30,9 @@ from attrs import frozen
 
 RUN_ID_PATTERN = re.compile(r"^(\d{8})T(\d{6})Z-([0-9a-f]{8})$")
 _OUTCOME_FILE = re.compile(r"^shard=(\d+)(?:-attempt=(\d+))?\.parquet$")
+_COMPACTED_FILE = re.compile(r"^compacted-(\d+)\.parquet$")
+_OUTCOME_KEY = re.compile(r"/status=(success|failure)/shard=(\d+)(?:-attempt=(\d+))?\.parquet$")
+COMPACTED_STEM = "compacted-"
 SHARD_DIGITS = 5
 
 
@@ -93,9 +103,47 @@ class Layout:
     def points_key(self, kernel: str, run_id: str, shard: int) -> str:
         return f"{self.points_prefix(kernel, run_id)}shard={shard:0{SHARD_DIGITS}d}.parquet"
 
+    def status_prefix(self, run_id: str, status: str) -> str:
+        """The partition of one status of a run's outcomes (``success`` or ``failure``)."""
+        return f"{self.outcomes_prefix(run_id)}status={status}/"
+
+    @staticmethod
+    def compacted_key(partition: str, number: int) -> str:
+        """File ``number`` of the compacted rows of a partition (a prefix ending in ``/``)."""
+        return f"{partition}{COMPACTED_STEM}{number:04d}.parquet"
+
+    @staticmethod
+    def is_compacted(key: str) -> bool:
+        """Whether ``key`` is a compacted file (many shards' rows) rather than a shard object."""
+        return _COMPACTED_FILE.match(key.rpartition("/")[2]) is not None
+
+    def compaction_prefix(self, run_id: str) -> str:
+        return f"{self._run('runs', run_id)}/compaction-"
+
+    def compaction_key(self, run_id: str, number: int) -> str:
+        return f"{self.compaction_prefix(run_id)}{number:04d}.json"
+
     def table_root(self, table: str) -> str:
         """Where a table's partitions start: ``outcomes``, ``runs`` or ``points/<kernel>``."""
         return f"{self.prefix}/{table}/"
+
+    @staticmethod
+    def outcome_status(key: str) -> str:
+        """``success`` or ``failure``: the status partition an outcome object lies in."""
+        status = key.rpartition("/")[0].rpartition("/status=")[2]
+        if status not in ("success", "failure"):
+            raise ValueError(f"{key!r} is not in an outcome status partition")
+        return status
+
+    @staticmethod
+    def outcome_fields(key: str) -> tuple[str, int, int | None] | None:
+        """``(status, shard, attempt)`` of a shard outcome object, or None for any other key:
+        one regular expression, for listings of a run's 10,000 outcome keys at every poll."""
+        match = _OUTCOME_KEY.search(key)
+        if match is None:
+            return None
+        status, shard, attempt = match.groups()
+        return status, int(shard), None if attempt is None else int(attempt)
 
     @staticmethod
     def parse_outcome_key(key: str) -> OutcomeKey:

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import pyarrow as pa
-import sqlglot
-from sqlglot.errors import ParseError
+from typing import TYPE_CHECKING, Any
 
 from sweep_sdk.kernel_spec import KernelSpec
 from sweep_sdk.layout import Layout
 from sweep_sdk.tables import OUTCOMES, Table, points_table
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+# duckdb and sqlglot are imported where used: together they take a quarter of a second to
+# import, which every `sweep` command (and `sweep run` before any shard starts) would pay.
 
 QUERY_NAMES = ("run_summary", "failure_rate_by_run", "failure_rate_by_day", "slowest_shards")
 
@@ -37,6 +39,9 @@ def named_query(name: str) -> str:
 
 def athena_to_duckdb(sql: str) -> str:
     """Translate one Athena statement to DuckDB's dialect (raises ``QueryError``)."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
     try:
         statements = sqlglot.transpile(sql, read="athena", write="duckdb")
     except ParseError as exc:
@@ -55,8 +60,14 @@ class LocalQueryEngine:
         self.kernels = tuple(kernels)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
         con = duckdb.connect()
-        self._view(con, OUTCOMES, self.layout.table_root("outcomes"), depth=3)
+        # Every outcome object has the contract's one schema, so DuckDB may take it from the
+        # first file; union_by_name would read the footer of each of a run's 10,000 objects
+        # before the scan reads them again (it doubled the time of run_summary). A kernel's
+        # points columns can change between versions of the kernel, so points keep it.
+        self._view(con, OUTCOMES, self.layout.table_root("outcomes"), depth=3, union=False)
         for kernel in self.kernels:
             table = points_table(kernel)
             self._view(con, table, self.layout.table_root(f"points/{kernel.name}"), depth=2)
@@ -64,6 +75,8 @@ class LocalQueryEngine:
 
     def run(self, sql: str, params: Sequence[Any] = (), dialect: str = "athena") -> pa.Table:
         """Run one statement; ``?`` placeholders take ``params`` in order."""
+        import duckdb
+
         text = athena_to_duckdb(sql) if dialect == "athena" else sql
         con = self.connect()
         try:
@@ -73,7 +86,14 @@ class LocalQueryEngine:
         finally:
             con.close()
 
-    def _view(self, con: duckdb.DuckDBPyConnection, table: Table, root: str, depth: int) -> None:
+    def _view(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        root: str,
+        depth: int,
+        union: bool = True,
+    ) -> None:
         base = self.root / root
         pattern = "/".join(["*"] * depth + ["*.parquet"])
         if not base.is_dir() or next(base.glob(pattern), None) is None:
@@ -84,10 +104,13 @@ class LocalQueryEngine:
         hive_types = ", ".join(f"'{c.name}': VARCHAR" for c in table.partitions)
         con.execute(
             f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{glob}', "
-            f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
+            f"hive_partitioning = true, hive_types = {{{hive_types}}}"
+            f"{', union_by_name = true' if union else ''})"
         )
 
 
 def placeholders(sql: str) -> int:
     """How many ``?`` parameters a statement takes."""
+    import sqlglot
+
     return sum(1 for _ in sqlglot.parse_one(sql, read="athena").find_all(sqlglot.exp.Placeholder))

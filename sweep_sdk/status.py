@@ -23,16 +23,30 @@ class ShardRecords:
     failed_attempts: Counter[int]
 
     @classmethod
-    def from_keys(cls, keys: Iterable[str]) -> ShardRecords:
-        succeeded: set[int] = set()
-        failures: Counter[int] = Counter()
+    def from_keys(
+        cls, keys: Iterable[str], compacted: Iterable[tuple[str, int, int]] = ()
+    ) -> ShardRecords:
+        """From the keys of shard outcome objects, plus ``(status, shard, attempt)`` rows read
+        from compacted files (``sweep compact``), where one object holds many shards' records."""
+        entries: list[tuple[str, int, int | None]] = []
         for key in keys:
             outcome = Layout.parse_outcome_key(key)
-            if outcome.status == "success":
-                succeeded.add(outcome.shard)
+            entries.append((outcome.status, outcome.shard, outcome.attempt))
+        entries.extend(compacted)
+        return cls.from_entries(entries)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[tuple[str, int, int | None]]) -> ShardRecords:
+        """From ``(status, shard, attempt)`` records. An attempt seen twice counts once: while a
+        compaction is deleting the shard objects it has copied, a record can be in both."""
+        succeeded: set[int] = set()
+        failures: set[tuple[int, int | None]] = set()
+        for status, shard, attempt in entries:
+            if status == "success":
+                succeeded.add(shard)
             else:
-                failures[outcome.shard] += 1
-        return cls(frozenset(succeeded), failures)
+                failures.add((shard, attempt))
+        return cls(frozenset(succeeded), Counter(shard for shard, _ in failures))
 
 
 @frozen

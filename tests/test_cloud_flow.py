@@ -132,7 +132,7 @@ def test_a_run_from_api_gateway_to_athena_sql(
     [rate] = engine.run(named_query("failure_rate_by_run")).to_pylist()
     assert rate["shards_settled"] == shards
     assert rate["shards_failed"] == len(failed)
-    [summary] = engine.run(named_query("run_summary"), [run_id, run_id]).to_pylist()
+    [summary] = engine.run(named_query("run_summary"), [run_id]).to_pylist()
     assert summary["shards_succeeded"] == shards - len(failed)
 
     get = event("apigw_get_run.json")

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from runtime.kernels import Arrays, Kernel, KernelError
 from sweep_sdk.kernel_spec import KernelSpec, MetricSpec, ParamSpec
-from sweep_sdk.rng import point_stream
+from sweep_sdk.rng import PointStreams
 
 SPEC = KernelSpec(
     name="sir_epidemic",
@@ -104,10 +104,11 @@ def compute(params: Arrays, index: NDArray[np.int64], seed: int) -> dict[str, ND
     attack = np.empty(len(points), dtype=np.float64)
     peak_frac = np.empty(len(points), dtype=np.float64)
     peak_day = np.empty(len(points), dtype=np.int64)
+    streams = PointStreams(seed)  # point_stream(seed, i)'s numbers, without a Philox per point
     for j, point in enumerate(points):
         # Plain Python ints and floats: Generator.binomial on them costs about two thirds of
         # what it costs on numpy scalars, and this loop is nothing but those calls.
-        binomial = point_stream(seed, point).binomial
+        binomial = streams.at(point).binomial
         n = sizes[j]
         q = recover[j]
         pressure = beta[j] / n

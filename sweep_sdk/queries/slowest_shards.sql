@@ -1,4 +1,4 @@
--- The twenty slowest attempts of a run, successful or not.
+-- The twenty slowest attempts of a run, successful or not (ties in a fixed order).
 -- Parameters: run_id.
 SELECT
     shard,
@@ -10,5 +10,5 @@ SELECT
     error_code
 FROM outcomes
 WHERE run_id = ?
-ORDER BY duration_ms DESC, shard
+ORDER BY duration_ms DESC, shard, attempt, status
 LIMIT 20

@@ -1,0 +1,95 @@
+"""Figures 1-3: the embedded target end to end, against the ideal, a bare process pool and
+Lithops, on one CPU-bound sweep of ~100 ms shards; every competitor runs as a whole command
+(interpreter start to exit), interleaved, best of ``rounds``.
+
+- ideal: the sum over the shards of their pure computation (decode + kernel), measured one
+  after another in a fresh worker-like process, divided by the number of workers;
+- ours: ``sweep run SPEC --wait --workers N`` (validation, manifest, detached pool, Parquet
+  points and outcome records for every shard, status polling until settled);
+- bare pool: ``concurrent.futures.ProcessPoolExecutor`` over the same shards, storing nothing;
+- Lithops: its localhost executor and storage mapping the same computation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import Figure, python, run_command, say, show
+from benchmarks.workloads import gbm_spec, write_spec
+
+
+def run(
+    shards: int, points_per_shard: int, paths: int, workers: int, rounds: int, lithops: bool
+) -> list[Figure]:
+    if lithops and importlib.util.find_spec("lithops") is None:
+        say("  Lithops is not installed: .venv/bin/pip install -r requirements-bench.txt")
+        lithops = False
+        missing = True
+    else:
+        missing = False
+    say(f"local end to end: {shards} shards x {points_per_shard} points x {paths:,} paths, "
+        f"{workers} workers, best of {rounds} interleaved rounds")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        spec = write_spec(gbm_spec(shards, points_per_shard, paths), folder)
+        best = {"pure": float("inf"), "ours": float("inf"), "bare": float("inf")}
+        lithops_s = float("inf")
+        for round_ in range(rounds):
+            pure_s = float(run_command(python("-m", "benchmarks.workloads", str(spec)))[1])
+            best["pure"] = min(best["pure"], pure_s)
+            data = folder / f"data-{round_}"
+            ours_s, out = run_command(python(
+                "-m", "sweep_sdk", "run", str(spec), "--wait", "--json",
+                "--workers", str(workers), "--data-dir", str(data),
+            ))  # fmt: skip
+            summary = json.loads(out.strip().splitlines()[-1])
+            assert summary["succeeded"] == shards, summary
+            best["ours"] = min(best["ours"], ours_s)
+            bare_s, out = run_command(
+                python("-m", "benchmarks.bare_pool", str(spec), "--workers", str(workers))
+            )
+            assert int(out) == shards * points_per_shard
+            best["bare"] = min(best["bare"], bare_s)
+            line = (f"  round {round_ + 1}: pure sum {pure_s:.2f} s, ours {ours_s:.2f} s, "
+                    f"bare pool {bare_s:.2f} s")  # fmt: skip
+            if lithops and round_ == 0:
+                lithops_s, out = run_command(
+                    python("-m", "benchmarks.lithops_map", str(spec), "--workers", str(workers))
+                )
+                assert int(out) == shards * points_per_shard
+                line += f", Lithops {lithops_s:.2f} s"
+            say(line)
+    ideal = best["pure"] / workers
+    ours, bare = best["ours"], best["bare"]
+    shard_ms = best["pure"] / shards * 1000
+    figures = [
+        show(Figure(
+            "1", f"`sweep run` vs ideal ({shards} shards of {shard_ms:.0f} ms, {workers} workers)",
+            f"efficiency {ideal / ours:.3f} (ideal {ideal:.2f} s, ours {ours:.2f} s)",
+            "≥ 0.90", ideal / ours >= 0.90,
+        )),
+        show(Figure(
+            "2", "`sweep run` vs bare ProcessPoolExecutor (no storage)",
+            f"{ours / bare:.3f}× its time (bare {bare:.2f} s, ours {ours:.2f} s)",
+            "≤ 1.10×", ours / bare <= 1.10,
+        )),
+    ]  # fmt: skip
+    if missing:
+        figures.append(show(Figure(
+            "3", "vs Lithops localhost (executor + storage), same shards",
+            "not measured: lithops is not installed (pip install -r requirements-bench.txt)",
+            "Lithops' overhead ≥ 10× ours", None,
+        )))  # fmt: skip
+    if lithops:
+        ours_over, lithops_over = ours - ideal, lithops_s - ideal
+        ratio = lithops_over / ours_over if ours_over > 0 else float("inf")
+        figures.append(show(Figure(
+            "3", "vs Lithops localhost (executor + storage), same shards",
+            f"walls: ours {ours:.2f} s, Lithops {lithops_s:.2f} s; overheads (wall − ideal): "
+            f"ours {ours_over:.2f} s, Lithops {lithops_over:.2f} s; ratio {ratio:.1f}×",
+            "Lithops' overhead ≥ 10× ours", ratio >= 10,
+        )))  # fmt: skip
+    return figures

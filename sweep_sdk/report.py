@@ -1,0 +1,1069 @@
+"""Run reports: PNG figures and one self-contained HTML page about a run.
+
+``write_report(run, out_dir)`` draws
+
+- ``metric.png``: the chosen metric over the swept axes (a line for one grid axis, a heatmap
+  for two, small multiples of heatmaps for more; a scatter coloured by the metric for random
+  and Sobol samples);
+- ``timeline.png``: one bar per shard attempt from its start to its end, coloured by status;
+- ``durations.png``: the histogram of attempt durations;
+- ``failures.png`` (only when shards failed): where in parameter space the failed shards'
+  points lie, marked by error code;
+
+and ``report.html``, which embeds every figure as a data URI (it opens offline, and can be
+mailed as one file) beside the summary numbers, the slowest shards and the failure codes.
+
+Everything comes from the ``Run`` API (manifest, status, results, outcomes), so a run on AWS
+reports exactly like a local one. matplotlib is imported inside the drawing functions only, and
+through ``matplotlib.figure.Figure`` (the Agg canvas), never pyplot: no global backend switch,
+and nothing else in the package, let alone ``runtime``, pulls it in.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from attrs import frozen
+from numpy.typing import NDArray
+
+from runtime.kernels import KERNELS
+from sweep_sdk.client import Run
+from sweep_sdk.contract import Axis, RunManifest
+from sweep_sdk.convert import unstructure
+from sweep_sdk.kernel_spec import KernelSpec
+from sweep_sdk.space import PointSpace, grid_values
+from sweep_sdk.status import RunStatus
+
+DPI = 100
+SINGLE = (9.0, 6.0)
+"""Inches of a one-panel figure: 900 x 600 pixels at ``DPI``."""
+MULTI = (12.0, 8.0)
+"""Inches of a figure of several panels: 1200 x 800 pixels."""
+MAX_PANELS = 12
+MAX_DRAWN = 50_000
+"""Points drawn at most in one scatter (an even subsample beyond)."""
+MAX_DECODED = 200_000
+"""Failed points whose parameters are decoded at most (an even subsample beyond)."""
+MAX_CELL_MAP = 250_000
+"""Largest two-axis grid whose failures are drawn as a map of cells rather than a scatter."""
+SLOWEST = 10
+
+SUCCESS_COLOUR = "#2ca02c"
+FAILURE_COLOUR = "#d62728"
+NO_RESULT_COLOUR = "#c8c8c8"
+CODE_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+CODE_MARKERS = ("X", "s", "^", "D", "v", "P", "*")
+
+
+class ReportError(ValueError):
+    """The report cannot be drawn as asked (an unknown metric, matplotlib missing)."""
+
+
+@frozen
+class FigureFile:
+    """One PNG of a report and what the HTML page says about it."""
+
+    name: str
+    path: Path
+    title: str
+    caption: str
+    width: int
+    height: int
+
+
+@frozen
+class Report:
+    """What ``write_report`` wrote."""
+
+    run_id: str
+    html: Path
+    figures: tuple[FigureFile, ...]
+    summary: dict[str, int | float]
+
+
+@frozen
+class Attempt:
+    """One outcome row: one attempt at one shard. Times are seconds since the epoch (UTC)."""
+
+    shard: int
+    attempt: int
+    status: str
+    point_start: int
+    point_end: int
+    point_count: int
+    started: float
+    finished: float
+    duration_ms: float
+    error_code: str | None
+    error_message: str | None
+
+
+@frozen
+class AxisInfo:
+    """One swept parameter as the figures need it."""
+
+    name: str
+    form: str
+    categorical: bool
+    log: bool
+    grid: NDArray[Any] | None
+    """Every grid value in grid order (grid sampling only)."""
+    categories: tuple[str, ...] = ()
+    """A categorical axis's values in the order given, once each."""
+
+
+@frozen
+class FailedPoints:
+    """Points of shards that ended in failure (no success), possibly an even subsample."""
+
+    index: NDArray[np.int64]
+    codes: NDArray[Any]
+    params: dict[str, NDArray[Any]]
+    total: int
+    """Points of failed shards in all (``index`` may hold fewer)."""
+
+
+@frozen
+class RunData:
+    """Everything a report shows, read once through the ``Run`` API."""
+
+    manifest: RunManifest
+    status: RunStatus
+    kernel: KernelSpec
+    metric: str
+    axes: tuple[AxisInfo, ...]
+    points: dict[str, NDArray[Any]]
+    """``point_index``, every swept parameter and the metric of every computed point."""
+    attempts: tuple[Attempt, ...]
+    failed: FailedPoints
+
+    @property
+    def is_grid(self) -> bool:
+        return self.manifest.spec.sampling.method == "grid"
+
+    @property
+    def failed_shards(self) -> dict[int, Attempt]:
+        """The last attempt of every shard with failures and no success."""
+        return final_failures(self.attempts)
+
+
+def final_failures(attempts: Sequence[Attempt]) -> dict[int, Attempt]:
+    """The last attempt of every shard with failures and no success, by shard."""
+    succeeded = {a.shard for a in attempts if a.status == "success"}
+    last: dict[int, Attempt] = {}
+    for a in attempts:
+        if a.status == "success" or a.shard in succeeded:
+            continue
+        if a.shard not in last or a.attempt > last[a.shard].attempt:
+            last[a.shard] = a
+    return dict(sorted(last.items()))
+
+
+# --- reading the run ----------------------------------------------------------------------
+
+
+def collect(run: Run, metric: str | None = None) -> RunData:
+    """Read what a report needs from ``run``; ``metric`` defaults to the kernel's first."""
+    manifest = run.manifest
+    kernel = KERNELS[manifest.spec.kernel].spec
+    names = [m.name for m in kernel.metrics]
+    chosen = metric or names[0]
+    if chosen not in names:
+        raise ReportError(
+            f"{chosen!r} is not a metric of {kernel.name}; choose one of {', '.join(names)}"
+        )
+    status = run.status()
+    axes = tuple(_axis_info(manifest, kernel, name, axis) for name, axis in _axes(manifest))
+    table = run.results()
+    wanted = ["point_index", *(a.name for a in axes), chosen]
+    points = {c: table.column(c).to_numpy(zero_copy_only=False) for c in wanted}
+    attempts = tuple(_attempt(row) for row in run.outcomes().to_pylist())
+    failed = _failed_points(manifest, kernel, axes, attempts)
+    return RunData(manifest, status, kernel, chosen, axes, points, attempts, failed)
+
+
+def _axes(manifest: RunManifest) -> list[tuple[str, Axis]]:
+    return list(manifest.spec.axes.items())
+
+
+def _axis_info(manifest: RunManifest, kernel: KernelSpec, name: str, axis: Axis) -> AxisInfo:
+    param = kernel.param(name)
+    if param is None:
+        raise ReportError(f"{name!r} is not a parameter of {kernel.name}")
+    grid = grid_values(axis, param) if manifest.spec.sampling.method == "grid" else None
+    categorical = param.kind == "choice"
+    if grid is not None and not categorical and len(np.unique(grid)) != len(grid):
+        categorical = True  # repeated values: keep them apart, in the order given
+    log = axis.geomspace is not None or axis.loguniform is not None
+    if log and grid is not None:
+        log = bool(np.all(grid.astype(np.float64) > 0))
+    categories: tuple[str, ...] = ()
+    if categorical:
+        given = axis.values if axis.values is not None else grid
+        categories = tuple(dict.fromkeys(_fmt(v) for v in (given if given is not None else ())))
+    return AxisInfo(name, axis.form, categorical, log, grid, categories)
+
+
+def _attempt(row: dict[str, Any]) -> Attempt:
+    return Attempt(
+        shard=int(row["shard"]),
+        attempt=int(row["attempt"]),
+        status=str(row["status"]),
+        point_start=int(row["point_start"]),
+        point_end=int(row["point_end"]),
+        point_count=int(row["point_count"]),
+        started=_epoch(row["started_at"]),
+        finished=_epoch(row["finished_at"]),
+        duration_ms=float(row["duration_ms"]),
+        error_code=row.get("error_code"),
+        error_message=row.get("error_message"),
+    )
+
+
+def _epoch(value: Any) -> float:
+    """Seconds since the epoch of a timestamp; naive ones (Athena's) are UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace(" UTC", "").replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return float(value.timestamp())
+
+
+def _empty_failed(axes: Sequence[AxisInfo]) -> FailedPoints:
+    empty = np.zeros(0, dtype=np.int64)
+    return FailedPoints(empty, np.zeros(0, dtype=object), {a.name: empty for a in axes}, 0)
+
+
+def _failed_points(
+    manifest: RunManifest,
+    kernel: KernelSpec,
+    axes: Sequence[AxisInfo],
+    attempts: Sequence[Attempt],
+) -> FailedPoints:
+    """Decode the parameters of the failed shards' points (they have no rows of their own)."""
+    shards = list(final_failures(attempts).values())
+    total = sum(a.point_end - a.point_start for a in shards)
+    if not total:
+        return _empty_failed(axes)
+    stride = max(1, math.ceil(total / MAX_DECODED))
+    parts = [np.arange(a.point_start, a.point_end, stride, dtype=np.int64) for a in shards]
+    index = np.concatenate(parts)
+    codes = np.concatenate(
+        [
+            np.full(len(p), a.error_code or "UNKNOWN", dtype=object)
+            for p, a in zip(parts, shards, strict=True)
+        ]
+    )
+    decoded = PointSpace(manifest.spec, kernel).decode(index)
+    params = {a.name: decoded[a.name] for a in axes}
+    return FailedPoints(index, codes, params, total)
+
+
+# --- the summary --------------------------------------------------------------------------
+
+SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
+    ("points", "points in the run"),
+    ("shards", "shards"),
+    ("succeeded", "shards succeeded"),
+    ("failed", "shards failed"),
+    ("missing", "shards missing (not run yet, running or redriven)"),
+    ("failed_attempts", "failed attempts"),
+    ("attempts", "attempts recorded"),
+    ("points_computed", "points computed"),
+    ("wall_clock_s", "wall clock, first start to last finish (s)"),
+    ("shard_time_total_s", "shard time, all attempts (s)"),
+    ("shard_time_mean_s", "shard time per attempt, mean (s)"),
+    ("shard_time_median_s", "shard time per attempt, median (s)"),
+    ("shard_time_max_s", "shard time per attempt, max (s)"),
+    ("points_per_s", "points computed per second of wall clock"),
+)
+
+
+def summarize(data: RunData) -> dict[str, int | float]:
+    """The summary table's numbers; the shard counts are ``Run.status()``'s."""
+    status = data.status
+    durations = np.array([a.duration_ms for a in data.attempts], dtype=np.float64) / 1000
+    computed = len(data.points["point_index"])
+    wall = 0.0
+    if data.attempts:
+        wall = max(a.finished for a in data.attempts) - min(a.started for a in data.attempts)
+    empty = not durations.size
+    return {
+        "points": status.points_total,
+        "shards": status.total,
+        "succeeded": status.succeeded,
+        "failed": status.failed,
+        "missing": status.missing,
+        "failed_attempts": status.failed_attempts,
+        "attempts": len(data.attempts),
+        "points_computed": computed,
+        "wall_clock_s": round(wall, 3),
+        "shard_time_total_s": round(float(durations.sum()), 3),
+        "shard_time_mean_s": 0.0 if empty else round(float(np.mean(durations)), 4),
+        "shard_time_median_s": 0.0 if empty else round(float(np.median(durations)), 4),
+        "shard_time_max_s": 0.0 if empty else round(float(np.max(durations)), 4),
+        "points_per_s": round(computed / wall, 1) if wall > 0 else 0.0,
+    }
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def _new_figure(size: tuple[float, float] = SINGLE) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ReportError(
+            "sweep report needs matplotlib: pip install 'sweep[report]' (or matplotlib)"
+        ) from None
+    return Figure(figsize=size, dpi=DPI, layout="constrained")
+
+
+def _save(fig: Any, out: Path, name: str, title: str, caption: str) -> FigureFile:
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    width, height = (round(x * DPI) for x in fig.get_size_inches())
+    return FigureFile(name, path, title, caption, width, height)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
+def _tick(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.3g}"
+    return str(value)
+
+
+def _thin(count: int, most: int) -> NDArray[np.int64]:
+    """At most ``most`` evenly spread positions of ``count``, first and last included."""
+    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(np.int64))
+
+
+def _even_subsample(count: int, most: int) -> NDArray[np.int64]:
+    if count <= most:
+        return np.arange(count, dtype=np.int64)
+    return np.linspace(0, count - 1, most).round().astype(np.int64)
+
+
+def _edges(values: NDArray[np.float64], log: bool) -> NDArray[np.float64]:
+    """Cell edges around sorted distinct centres: half way between neighbours."""
+    v = np.log(values) if log else values
+    if v.size == 1:
+        half = 0.1 if log else (0.5 * abs(v[0]) or 0.5)
+        edges = np.array([v[0] - half, v[0] + half])
+    else:
+        mids = (v[1:] + v[:-1]) / 2
+        edges = np.concatenate([[2 * v[0] - mids[0]], mids, [2 * v[-1] - mids[-1]]])
+    result: NDArray[np.float64] = np.exp(edges) if log else edges
+    return result
+
+
+class _Cells:
+    """How one grid axis lies along a heatmap side: cell order, edges and ticks."""
+
+    def __init__(self, axis: AxisInfo) -> None:
+        assert axis.grid is not None
+        values = axis.grid
+        self.axis = axis
+        self.count = len(values)
+        if axis.categorical:
+            self.order = np.arange(self.count)
+            self.edges = np.arange(self.count + 1, dtype=np.float64) - 0.5
+            self.centres = np.arange(self.count, dtype=np.float64)
+        else:
+            self.order = np.argsort(values, kind="stable")
+            self.centres = values[self.order].astype(np.float64)
+            self.edges = _edges(self.centres, axis.log)
+        self.labels = [_tick(v) for v in values[self.order]]
+
+    def dress(self, ax: Any, which: str, label: bool = True) -> None:
+        """Scale, ticks and label of side ``which`` (``"x"`` or ``"y"``) of ``ax``."""
+        side = _side(ax, which, self.axis.log, float(self.edges[0]), float(self.edges[-1]))
+        at_values = self.axis.form in ("values", "range", "geomspace") and self.count <= 12
+        if self.axis.categorical or at_values:
+            from matplotlib.ticker import NullLocator
+
+            keep = _thin(self.count, 12 if which == "y" else 8)
+            side.set_ticks(self.centres[keep], labels=[self.labels[i] for i in keep])
+            side.set_minor_locator(NullLocator())
+        if label:
+            side.set_label_text(self.axis.name)
+
+
+def _side(ax: Any, which: str, log: bool, low: float, high: float) -> Any:
+    """The x or y axis of ``ax``; log-scaled with plain-number ticks when ``log``."""
+    side = ax.xaxis if which == "x" else ax.yaxis
+    if log and 0 < low < high:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        decades = math.log10(high / low)
+        subs: tuple[float, ...] = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+        if decades <= 1.2:
+            subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+        side.set_major_locator(LogLocator(subs=subs, numticks=12))
+        side.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        side.set_minor_formatter(NullFormatter())
+    return side
+
+
+def _metric_norm(values: NDArray[np.float64]) -> Any:
+    from matplotlib.colors import Normalize
+
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    return Normalize(low, high)
+
+
+def _cmap(name: str = "viridis") -> Any:
+    from matplotlib import colormaps
+
+    return colormaps[name].with_extremes(bad=NO_RESULT_COLOUR)
+
+
+def _no_result_patch() -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=NO_RESULT_COLOUR, edgecolor="#888888", label="no result")
+
+
+def _grid_cube(data: RunData) -> NDArray[np.float64]:
+    """The metric over the full grid, NaN where no point was computed; axes in spec order."""
+    shape = tuple(len(a.grid) for a in data.axes if a.grid is not None)
+    cube = np.full(shape, np.nan)
+    index = data.points["point_index"].astype(np.int64)
+    cube[np.unravel_index(index, shape)] = data.points[data.metric].astype(np.float64)
+    return cube
+
+
+def _positions(axis: AxisInfo, values: NDArray[Any]) -> NDArray[np.float64]:
+    """Positions along a scatter side: the values, or (jittered) category numbers."""
+    if not axis.categorical:
+        return values.astype(np.float64)
+    lookup = {c: i for i, c in enumerate(axis.categories)}
+    positions = np.array([lookup.get(_fmt(v), -1) for v in values], dtype=np.float64)
+    # spread each category's points across its column, so that their density shows
+    jittered: NDArray[np.float64] = positions + np.random.default_rng(0).uniform(
+        -0.25, 0.25, len(positions)
+    )
+    return jittered
+
+
+def _dress_scatter(ax: Any, which: str, axis: AxisInfo, shown: Sequence[NDArray[Any]]) -> None:
+    """Scale, ticks and label of a scatter side showing the positions ``shown``."""
+    finite = [v[np.isfinite(v)] for v in shown]
+    low = min((float(v.min()) for v in finite if v.size), default=0.0)
+    high = max((float(v.max()) for v in finite if v.size), default=0.0)
+    side = _side(ax, which, axis.log, low, high)
+    if axis.categorical:
+        keep = _thin(len(axis.categories), 12)
+        side.set_ticks(keep.astype(np.float64), labels=[axis.categories[i] for i in keep])
+    side.set_label_text(axis.name)
+
+
+def _metric_doc(data: RunData) -> str:
+    return next(m.doc for m in data.kernel.metrics if m.name == data.metric)
+
+
+def draw_metric(data: RunData, out: Path) -> FigureFile | None:
+    """The metric over the swept axes; ``None`` while no point has been computed."""
+    if not len(data.points["point_index"]):
+        return None
+    if data.is_grid:
+        if len(data.axes) == 1:
+            return _metric_line(data, out)
+        if len(data.axes) == 2:
+            return _metric_heatmap(data, out)
+        return _metric_panels(data, out)
+    return _metric_scatter(data, out)
+
+
+def _metric_caption(data: RunData, how: str) -> str:
+    return f"{data.metric}: {_metric_doc(data)}. {how}"
+
+
+def _metric_line(data: RunData, out: Path) -> FigureFile:
+    axis = data.axes[0]
+    cells = _Cells(axis)
+    line = _grid_cube(data)[cells.order]
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    marker = "o" if cells.count <= 60 else None
+    ax.plot(cells.centres, line, marker=marker, color="#1f77b4", markersize=4)
+    missing = ~np.isfinite(line)
+    if missing.any():
+        # a rug along the bottom edge, whatever the metric's range
+        rug = np.full(missing.sum(), 0.02)
+        ax.plot(
+            cells.centres[missing],
+            rug,
+            "x",
+            color=FAILURE_COLOUR,
+            transform=ax.get_xaxis_transform(),
+            label="no result (failed or not run yet)",
+        )
+        ax.legend(loc="best")
+    cells.dress(ax, "x")
+    ax.set_ylabel(data.metric)
+    ax.grid(True, alpha=0.3)
+    title = f"{data.metric} over {axis.name}"
+    ax.set_title(title)
+    caption = _metric_caption(data, "Gaps are points without a result (failed or not yet run).")
+    return _save(fig, out, "metric", title, caption)
+
+
+def _metric_heatmap(data: RunData, out: Path) -> FigureFile:
+    x, y = (_Cells(a) for a in data.axes)
+    cube = _grid_cube(data)
+    values = cube[np.ix_(x.order, y.order)]
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    cmap, norm = _cmap(), _metric_norm(values)
+    mesh = ax.pcolormesh(x.edges, y.edges, np.ma.masked_invalid(values.T), cmap=cmap, norm=norm)
+    x.dress(ax, "x")
+    y.dress(ax, "y")
+    fig.colorbar(mesh, ax=ax, label=data.metric)
+    if np.isnan(values).any():
+        fig.legend(handles=[_no_result_patch()], loc="outside lower right", frameon=False)
+    title = f"{data.metric} over {x.axis.name} × {y.axis.name}"
+    ax.set_title(title)
+    caption = _metric_caption(data, "Grey cells have no result (failed shards or not yet run).")
+    return _save(fig, out, "metric", title, caption)
+
+
+def _panel_grid(count: int) -> tuple[int, int]:
+    columns = math.ceil(math.sqrt(count))
+    return math.ceil(count / columns), columns
+
+
+def _metric_panels(data: RunData, out: Path) -> FigureFile:
+    """Small multiples: a heatmap of the first two axes per value of the third."""
+    x, y, z = (_Cells(a) for a in data.axes[:3])
+    cube = _grid_cube(data)
+    rest = data.axes[3:]
+    if rest:
+        cube = _nanmean(cube, tuple(range(3, cube.ndim)))
+    shown = _thin(z.count, MAX_PANELS)
+    rows, columns = _panel_grid(len(shown))
+    fig = _new_figure(MULTI)
+    axes = fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
+    cmap, norm = _cmap(), _metric_norm(cube)
+    mesh = None
+    for k, ax in enumerate(axes.flat):
+        if k >= len(shown):
+            ax.set_visible(False)
+            continue
+        layer = cube[:, :, z.order[shown[k]]][np.ix_(x.order, y.order)]
+        mesh = ax.pcolormesh(x.edges, y.edges, np.ma.masked_invalid(layer.T), cmap=cmap, norm=norm)
+        ax.set_title(f"{z.axis.name} = {z.labels[shown[k]]}", fontsize="medium")
+        x.dress(ax, "x", label=k // columns == rows - 1 or k + columns >= len(shown))
+        y.dress(ax, "y", label=k % columns == 0)
+        ax.tick_params(labelbottom=k + columns >= len(shown))
+    fig.colorbar(mesh, ax=axes, label=data.metric, shrink=0.9)
+    if np.isnan(cube).any():
+        fig.legend(handles=[_no_result_patch()], loc="outside lower right", frameon=False)
+    title = f"{data.metric} over {x.axis.name} × {y.axis.name}, one panel per {z.axis.name}"
+    note = ""
+    if len(shown) < z.count:
+        note += f" ({len(shown)} of {z.count} values of {z.axis.name} shown)"
+    if rest:
+        note += f"; mean over {', '.join(a.name for a in rest)}"
+    fig.suptitle(title + note)
+    caption = _metric_caption(data, "Grey cells have no result (failed shards or not yet run).")
+    return _save(fig, out, "metric", title + note, caption)
+
+
+def _nanmean(cube: NDArray[np.float64], axes: tuple[int, ...]) -> NDArray[np.float64]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices stay NaN
+        mean: NDArray[np.float64] = np.nanmean(cube, axis=axes)
+    return mean
+
+
+def _metric_scatter(data: RunData, out: Path) -> FigureFile:
+    """Random and Sobol samples: the points themselves, coloured by the metric."""
+    method = data.manifest.spec.sampling.method
+    metric = data.points[data.metric].astype(np.float64)
+    keep = _even_subsample(len(metric), MAX_DRAWN)
+    size = float(np.clip(6000 / max(len(keep), 1), 3, 40))
+    cmap, norm = _cmap(), _metric_norm(metric)
+    drawn = f" ({len(keep):,} of {len(metric):,} points drawn)" if len(keep) < len(metric) else ""
+    failed = data.failed
+    if len(data.axes) == 1:
+        axis = data.axes[0]
+        fig = _new_figure()
+        ax = fig.add_subplot()
+        xs = _positions(axis, data.points[axis.name][keep])
+        ax.scatter(xs, metric[keep], s=size, c=metric[keep], cmap=cmap, norm=norm)
+        _dress_scatter(ax, "x", axis, [xs])
+        ax.set_ylabel(data.metric)
+        ax.grid(True, alpha=0.3)
+        title = f"{data.metric} over {axis.name}, {method} sample of {len(metric):,} points"
+        ax.set_title(title + drawn)
+    else:
+        pairs = [(i, j) for j in range(min(len(data.axes), 4)) for i in range(j)]
+        rows, columns = _panel_grid(len(pairs))
+        fig = _new_figure(SINGLE if len(pairs) == 1 else MULTI)
+        axes = fig.subplots(rows, columns, squeeze=False)
+        points = None
+        for k, ax in enumerate(axes.flat):
+            if k >= len(pairs):
+                ax.set_visible(False)
+                continue
+            i, j = pairs[k]
+            a, b = data.axes[i], data.axes[j]
+            xs = _positions(a, data.points[a.name][keep])
+            ys = _positions(b, data.points[b.name][keep])
+            shown = _even_subsample(len(failed.index), MAX_DRAWN)
+            fx = _positions(a, failed.params[a.name][shown])
+            fy = _positions(b, failed.params[b.name][shown])
+            if len(shown):
+                ax.scatter(
+                    fx,
+                    fy,
+                    s=size,
+                    marker="x",
+                    color=NO_RESULT_COLOUR,
+                    label="no result (failed shard)",
+                )
+                ax.legend(loc="upper right", fontsize="small", framealpha=0.9)
+            points = ax.scatter(xs, ys, s=size, c=metric[keep], cmap=cmap, norm=norm)
+            _dress_scatter(ax, "x", a, [xs, fx])
+            _dress_scatter(ax, "y", b, [ys, fy])
+        fig.colorbar(points, ax=axes, label=data.metric, shrink=0.9)
+        names = " × ".join(a.name for a in data.axes[:4])
+        title = f"{data.metric} over {names}, {method} sample of {len(metric):,} points"
+        if len(pairs) == 1:
+            axes[0, 0].set_title(title + drawn)
+        else:
+            fig.suptitle(title + drawn)
+    caption = _metric_caption(data, "Each dot is one computed point, coloured by the metric.")
+    return _save(fig, out, "metric", title + drawn, caption)
+
+
+def draw_timeline(data: RunData, out: Path) -> FigureFile | None:
+    """One bar per attempt from its start to its end, y = shard, coloured by status."""
+    if not data.attempts:
+        return None
+    origin = min(a.started for a in data.attempts)
+    span = max(a.finished for a in data.attempts) - origin
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    for status, colour in (("success", SUCCESS_COLOUR), ("failure", FAILURE_COLOUR)):
+        chosen = [a for a in data.attempts if a.status == status]
+        if not chosen:
+            continue
+        starts = np.array([a.started - origin for a in chosen])
+        # At least two pixels wide, so that instant failures still show.
+        least = 2 * span / (SINGLE[0] * DPI)
+        widths = np.array([max(a.finished - a.started, least) for a in chosen])
+        ax.barh(
+            [a.shard for a in chosen],
+            widths,
+            left=starts,
+            height=0.8,
+            color=colour,
+            # many shards: an outline keeps bars thinner than a pixel visible
+            edgecolor=colour,
+            linewidth=0 if data.manifest.shard_count <= 200 else 0.5,
+            label=f"{status} ({len(chosen):,} attempts)",
+        )
+    end = span
+    ax.set_xlim(0, end * 1.01 if end > 0 else 1)
+    ax.set_ylim(data.manifest.shard_count - 0.5, -0.5)
+    ax.yaxis.set_major_locator(_integer_locator())
+    ax.set_xlabel("seconds since the first shard started")
+    ax.set_ylabel("shard")
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    title = (
+        f"Execution timeline: {len(data.attempts):,} attempts on "
+        f"{data.manifest.shard_count:,} shards over {end:.3g} s"
+    )
+    ax.set_title(title)
+    caption = (
+        "One bar per shard attempt from its start to its end. Gaps show dispatch and queueing; "
+        "long bars are slow shards; red bars are failed attempts."
+    )
+    return _save(fig, out, "timeline", title, caption)
+
+
+def _integer_locator() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=12, integer=True)
+
+
+def draw_durations(data: RunData, out: Path) -> FigureFile | None:
+    """Histogram of attempt durations, stacked by status."""
+    if not data.attempts:
+        return None
+    durations = np.array([a.duration_ms for a in data.attempts])
+    seconds = durations.max() >= 2000
+    scale, unit = (1000.0, "s") if seconds else (1.0, "ms")
+    groups, colours, labels = [], [], []
+    for status, colour in (("success", SUCCESS_COLOUR), ("failure", FAILURE_COLOUR)):
+        chosen = np.array([a.duration_ms for a in data.attempts if a.status == status]) / scale
+        if chosen.size:
+            groups.append(chosen)
+            colours.append(colour)
+            labels.append(f"{status} ({chosen.size:,})")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    count = int(np.clip(math.sqrt(len(durations)) * 2, 10, 60))
+    low, high = float(durations.min()) / scale, float(durations.max()) / scale
+    # cold starts and stragglers can be 100 times the typical shard: bins on a log scale then
+    log = low > 0 and high / float(np.median(durations / scale)) > 10
+    bins: Any = np.geomspace(low, high, count + 1) if log else count
+    ax.hist(
+        groups,
+        bins=bins,
+        stacked=True,
+        color=colours,
+        label=labels,
+        edgecolor="white",
+        linewidth=0.3,
+    )
+    median, p95 = np.percentile(durations / scale, [50, 95])
+    ax.axvline(
+        median, color="#333333", linestyle="--", linewidth=1, label=f"median {median:.3g} {unit}"
+    )
+    ax.axvline(p95, color="#333333", linestyle=":", linewidth=1, label=f"p95 {p95:.3g} {unit}")
+    ax.yaxis.set_major_locator(_integer_locator())
+    _side(ax, "x", log, low, high)
+    ax.set_xlabel(f"attempt duration ({unit}{', log scale' if log else ''})")
+    ax.set_ylabel("attempts")
+    ax.legend(loc="upper right", framealpha=0.9)
+    ax.grid(True, axis="y", alpha=0.3)
+    title = f"Shard durations: {len(durations):,} attempts"
+    ax.set_title(title)
+    caption = "Wall time of each attempt as its worker measured it."
+    return _save(fig, out, "durations", title, caption)
+
+
+def draw_failures(data: RunData, out: Path) -> FigureFile | None:
+    """Where the failed shards' points lie, marked by error code; ``None`` without failures."""
+    failed = data.failed
+    if not failed.total:
+        return None
+    codes = sorted(set(failed.codes.tolist()))
+    shards = data.failed_shards
+    shard_counts = Counter(a.error_code or "UNKNOWN" for a in shards.values())
+    point_counts = Counter(failed.codes.tolist())
+    scale = failed.total / len(failed.index)
+
+    def label(code: str) -> str:
+        points = round(point_counts[code] * scale)
+        return f"{code} ({points:,} points, {shard_counts[code]:,} shards)"
+
+    grid_map = data.is_grid and len(data.axes) == 2 and data.manifest.point_count <= MAX_CELL_MAP
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    if grid_map:
+        _failure_cells(ax, data, codes, label)
+    elif len(data.axes) == 1:
+        _failure_strip(ax, data, codes, label)
+    else:
+        _failure_scatter(ax, data, codes, label)
+    title = (
+        f"Where shards failed: {failed.total:,} points in {len(shards):,} failed "
+        f"shard{'s' if len(shards) != 1 else ''}"
+    )
+    if len(data.axes) > 2:
+        title += f" (over {data.axes[0].name} × {data.axes[1].name})"
+    ax.set_title(title)
+    caption = (
+        "Failed shards have no points of their own: their points' parameters are decoded from "
+        "the shard's index range. A shard fails as a whole, so the marked region is every point "
+        "of a failed shard, not only the one that broke it."
+    )
+    return _save(fig, out, "failures", title, caption)
+
+
+def _failure_cells(ax: Any, data: RunData, codes: list[str], label: Any) -> None:
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    x, y = (_Cells(a) for a in data.axes)
+    shape = (x.count, y.count)
+    category = np.full(shape, np.nan)
+    computed = data.points["point_index"].astype(np.int64)
+    category[np.unravel_index(computed, shape)] = 0
+    for k, code in enumerate(codes, start=1):
+        index = data.failed.index[data.failed.codes == code]
+        category[np.unravel_index(index, shape)] = k
+    colours = [NO_RESULT_COLOUR, *(CODE_COLOURS[k % len(CODE_COLOURS)] for k in range(len(codes)))]
+    cmap = ListedColormap(colours).with_extremes(bad="white")
+    norm = BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours))
+    values = category[np.ix_(x.order, y.order)]
+    lines = max(x.count, y.count) <= 20
+    ax.pcolormesh(
+        x.edges,
+        y.edges,
+        np.ma.masked_invalid(values.T),
+        cmap=cmap,
+        norm=norm,
+        edgecolors="white",
+        linewidth=0.5 if lines else 0,
+    )
+    x.dress(ax, "x")
+    y.dress(ax, "y")
+    handles = [Patch(facecolor=NO_RESULT_COLOUR, label=f"computed ({len(computed):,} points)")]
+    handles += [Patch(facecolor=colours[k], label=label(c)) for k, c in enumerate(codes, 1)]
+    if np.isnan(values).any():
+        handles.append(Patch(facecolor="white", edgecolor="#888888", label="not run yet"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+
+
+def _failure_scatter(ax: Any, data: RunData, codes: list[str], label: Any) -> None:
+    a, b = data.axes[0], data.axes[1]
+    ok = _even_subsample(len(data.points["point_index"]), MAX_DRAWN)
+    xs = _positions(a, data.points[a.name][ok])
+    ys = _positions(b, data.points[b.name][ok])
+    computed = len(data.points["point_index"])
+    if computed:
+        label_ok = f"computed ({computed:,} points)"
+        ax.scatter(xs, ys, s=6, color=NO_RESULT_COLOUR, label=label_ok)
+    all_x, all_y = [xs], [ys]
+    for k, code in enumerate(codes):
+        chosen = np.flatnonzero(data.failed.codes == code)
+        chosen = chosen[_even_subsample(len(chosen), MAX_DRAWN)]
+        fx = _positions(a, data.failed.params[a.name][chosen])
+        fy = _positions(b, data.failed.params[b.name][chosen])
+        all_x.append(fx)
+        all_y.append(fy)
+        ax.scatter(
+            fx,
+            fy,
+            s=22,
+            marker=CODE_MARKERS[k % len(CODE_MARKERS)],
+            color=CODE_COLOURS[k % len(CODE_COLOURS)],
+            label=label(code),
+        )
+    _dress_scatter(ax, "x", a, all_x)
+    _dress_scatter(ax, "y", b, all_y)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+
+
+def _failure_strip(ax: Any, data: RunData, codes: list[str], label: Any) -> None:
+    """One axis: a row per outcome (computed, then each error code) over the axis."""
+    axis = data.axes[0]
+    ok = _even_subsample(len(data.points["point_index"]), MAX_DRAWN)
+    xs = _positions(axis, data.points[axis.name][ok])
+    ax.scatter(xs, np.zeros(len(xs)), s=40, color="#888888", marker="|")
+    shown = [xs]
+    for k, code in enumerate(codes, start=1):
+        chosen = np.flatnonzero(data.failed.codes == code)
+        chosen = chosen[_even_subsample(len(chosen), MAX_DRAWN)]
+        fx = _positions(axis, data.failed.params[axis.name][chosen])
+        shown.append(fx)
+        ax.scatter(
+            fx,
+            np.full(len(fx), k),
+            s=22,
+            marker=CODE_MARKERS[(k - 1) % len(CODE_MARKERS)],
+            color=CODE_COLOURS[(k - 1) % len(CODE_COLOURS)],
+        )
+    ax.set_yticks(range(len(codes) + 1), labels=["computed", *(label(c) for c in codes)])
+    ax.set_ylim(-0.6, len(codes) + 0.6)
+    _dress_scatter(ax, "x", axis, shown)
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+# --- the page -----------------------------------------------------------------------------
+
+_STYLE = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1240px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; }
+h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.8em 0; }
+th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+thead th { border-bottom: 2px solid #ccc; }
+figure { margin: 1.2em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.92em; max-width: 900px; }
+.state-settled { color: #2a7a2a; } .state-running { color: #b36b00; }
+.failure { color: #b22222; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _number(value: int | float) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
+
+
+def _summary_table(summary: dict[str, int | float]) -> str:
+    rows = "".join(
+        f'<tr><th scope="row">{html.escape(text)}</th>'
+        f'<td class="num" data-key="{key}" data-value="{summary[key]}">'
+        f"{_number(summary[key])}</td></tr>"
+        for key, text in SUMMARY_ROWS
+    )
+    return f'<table id="summary" class="summary">{rows}</table>'
+
+
+def _slowest_table(data: RunData) -> str:
+    slowest = sorted(data.attempts, key=lambda a: (-a.duration_ms, a.shard, a.attempt))[:SLOWEST]
+    if not slowest:
+        return "<p>No shard has finished yet.</p>"
+    head = (
+        "<thead><tr><th>shard</th><th>attempt</th><th>status</th><th>points</th>"
+        "<th>duration (ms)</th><th>ms per point</th><th>error code</th></tr></thead>"
+    )
+    rows = "".join(
+        f"<tr><td class='num'>{a.shard}</td><td class='num'>{a.attempt}</td>"
+        f"<td{' class=failure' if a.status != 'success' else ''}>{html.escape(a.status)}</td>"
+        f"<td class='num'>{a.point_count:,}</td><td class='num'>{a.duration_ms:,.1f}</td>"
+        f"<td class='num'>{a.duration_ms / max(a.point_count, 1):,.3f}</td>"
+        f"<td>{html.escape(a.error_code or '')}</td></tr>"
+        for a in slowest
+    )
+    return f'<table id="slowest" class="slowest">{head}<tbody>{rows}</tbody></table>'
+
+
+def _failure_table(data: RunData) -> str:
+    failures = [a for a in data.attempts if a.status != "success"]
+    if not failures:
+        return "<p>No attempt failed.</p>"
+    final = Counter(a.error_code or "UNKNOWN" for a in data.failed_shards.values())
+    by_code: dict[str, list[Attempt]] = {}
+    for a in failures:
+        by_code.setdefault(a.error_code or "UNKNOWN", []).append(a)
+    head = (
+        "<thead><tr><th>error code</th><th>shards failed</th><th>failed attempts</th>"
+        "<th>points in failed shards</th><th>first message</th></tr></thead>"
+    )
+    rows = []
+    for code, attempts in sorted(by_code.items()):
+        points = sum(a.point_count for a in data.failed_shards.values() if a.error_code == code)
+        first = min(attempts, key=lambda a: (a.shard, a.attempt))
+        message = f"shard {first.shard}: {first.error_message or ''}"
+        rows.append(
+            f"<tr><td class='failure'>{html.escape(code)}</td>"
+            f"<td class='num'>{final[code]:,}</td><td class='num'>{len(attempts):,}</td>"
+            f"<td class='num'>{points:,}</td><td>{html.escape(message)}</td></tr>"
+        )
+    return f'<table id="failures" class="failures">{head}<tbody>{"".join(rows)}</tbody></table>'
+
+
+def _figure_html(figure: FigureFile) -> str:
+    encoded = base64.b64encode(figure.path.read_bytes()).decode("ascii")
+    return (
+        f'<figure id="figure-{figure.name}"><img src="data:image/png;base64,{encoded}" '
+        f'width="{figure.width}" height="{figure.height}" alt="{html.escape(figure.title)}">'
+        f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
+    )
+
+
+def _axes_text(data: RunData) -> str:
+    parts = []
+    for name, axis in _axes(data.manifest):
+        form = axis.form
+        detail = unstructure(getattr(axis, form))
+        if form == "values" and len(detail) > 6:
+            detail = f"{len(detail)} values"
+        parts.append(
+            f"{name} ({form} {json.dumps(detail) if not isinstance(detail, str) else detail})"
+        )
+    return "; ".join(parts)
+
+
+def render_html(
+    data: RunData, summary: dict[str, int | float], figures: Sequence[FigureFile]
+) -> str:
+    """The page: summary, figures and tables, every image inline."""
+    manifest, spec = data.manifest, data.manifest.spec
+    by_name = {f.name: f for f in figures}
+    state = (
+        '<span class="state-settled">settled</span>'
+        if data.status.settled
+        else '<span class="state-running">still running: numbers will change</span>'
+    )
+    sampling = spec.sampling.method + (f", n = {spec.sampling.n:,}" if spec.sampling.n else "")
+    meta = (
+        f"{html.escape(spec.label or 'no label')} · kernel <b>{html.escape(spec.kernel)}</b> · "
+        f"{html.escape(sampling)} sampling · created {html.escape(manifest.created_at)} · {state}"
+    )
+    sections = [
+        f"<h1>Run {html.escape(manifest.run_id)}</h1>",
+        f'<p class="meta">{meta}</p>',
+        f'<p class="meta">Axes: {html.escape(_axes_text(data))}</p>',
+        "<h2>Summary</h2>",
+        _summary_table(summary),
+        f"<h2>{html.escape(data.metric)}</h2>",
+    ]
+    if "metric" in by_name:
+        sections.append(_figure_html(by_name["metric"]))
+    else:
+        sections.append("<p>No point has been computed yet.</p>")
+    sections.append("<h2>Execution</h2>")
+    sections += [_figure_html(by_name[n]) for n in ("timeline", "durations") if n in by_name]
+    sections += ["<h3>Slowest attempts</h3>", _slowest_table(data), "<h2>Failures</h2>"]
+    if "failures" in by_name:
+        sections.append(_figure_html(by_name["failures"]))
+    sections.append(_failure_table(data))
+    request = json.dumps(unstructure(spec), indent=2)
+    sections += ["<h2>Request</h2>", f"<pre>{html.escape(request)}</pre>"]
+    body = "\n".join(sections)
+    title = html.escape(f"sweep report: {manifest.run_id}")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(run: Run, out_dir: str | Path, metric: str | None = None) -> Report:
+    """Write ``out_dir/*.png`` and ``out_dir/report.html`` about ``run``.
+
+    Parameters
+    ----------
+    run
+        Any run, local or remote, settled or not (an unsettled run is reported as it stands).
+    out_dir
+        Folder for the files; created when missing, same-named files are replaced.
+    metric
+        Metric to plot over the axes; the kernel's first metric by default.
+
+    Raises
+    ------
+    ReportError
+        ``metric`` is not one of the kernel's, or matplotlib is not installed.
+    """
+    data = collect(run, metric)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = (
+        draw_metric(data, out),
+        draw_timeline(data, out),
+        draw_durations(data, out),
+        draw_failures(data, out),
+    )
+    figures = tuple(f for f in drawn if f is not None)
+    summary = summarize(data)
+    page = out / "report.html"
+    page.write_text(render_html(data, summary, figures), encoding="utf-8")
+    return Report(run.run_id, page, figures, summary)

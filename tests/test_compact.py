@@ -1,0 +1,381 @@
+"""`sweep compact`: a settled run rewritten into a few files, with nothing lost and every answer
+(status, redrive, results, outcomes, the shipped queries) the same before and after."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from runtime.local import LocalContext, LocalStore
+from runtime.parent import Fanout, ParentDeps, redrive_run, submit_run
+from runtime.worker import WorkerDeps, record_failure, run_shard
+from sweep_sdk import compact as compact_module
+from sweep_sdk.cli import main as cli_main
+from sweep_sdk.client import EmbeddedTarget, Run
+from sweep_sdk.compact import CompactionError, compact_run, compaction_records
+from sweep_sdk.contract import DispatchSlice, ShardTask
+from sweep_sdk.layout import Layout
+from sweep_sdk.query import QUERY_NAMES
+
+T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+SHARDS = 12
+FAILED_THEN_SUCCEEDED = (2, 5)  # two failed attempts, then a success
+FAILED = (7, 9)  # failed attempts only (7 once, 9 twice)
+
+SPEC: dict[str, Any] = {
+    "schema_version": "1.0",
+    "kernel": "gbm_european_option",
+    "params": {"s0": 100.0, "rate": 0.02, "maturity": 1.0, "paths": 16, "option": "call"},
+    "axes": {
+        "sigma": {"linspace": {"start": 0.1, "stop": 0.5, "num": 12}},
+        "strike": {"linspace": {"start": 90.0, "stop": 110.0, "num": 10}},
+    },
+    "sampling": {"method": "grid"},
+    "sharding": {"shard_count": SHARDS},
+    "seed": 11,
+}
+
+
+class Ticking:
+    """A clock one second further on at each call: distinct, ordered timestamps."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+class HeldInvoker:
+    """Keeps the tasks a parent dispatches, for the test to run in this process."""
+
+    def __init__(self) -> None:
+        self.tasks: list[ShardTask] = []
+
+    def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
+        self.tasks.extend(tasks)
+
+    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
+        raise AssertionError("no fan-out tree locally")
+
+
+class Fixture:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = LocalStore(root)
+        self.layout = Layout("results")
+        self.clock = Ticking()
+        self.invoker = HeldInvoker()
+        tokens = iter(["00c0ffee", "00c0ffef"])
+        self.parent = ParentDeps(
+            self.store, self.layout, self.invoker, self.clock, lambda: next(tokens),
+            fanout=Fanout.local(),
+        )  # fmt: skip
+        self.worker = WorkerDeps(self.store, self.layout, self.clock)
+        accepted = submit_run(SPEC, self.parent).body
+        self.run_id: str = accepted.run_id  # type: ignore[union-attr]
+        self.target = EmbeddedTarget(root)
+        self.run = Run(self.run_id, self.target)
+
+    def run_held(self, fail: dict[int, int] | None = None, succeed: bool = True) -> None:
+        """Run every held task: ``fail[shard]`` failed attempts first, then (maybe) a success."""
+        tasks, self.invoker.tasks = self.invoker.tasks, []
+        for task in tasks:
+            for _ in range((fail or {}).get(task.shard, 0)):
+                record_failure(task, "TRANSIENT_ERROR", "SlowDown", self.worker)
+            if succeed or task.shard not in FAILED:
+                run_shard(task, LocalContext.with_timeout(60), self.worker)
+
+    def objects(self) -> list[str]:
+        return [k for k in self.store.list("results/") if "/runs/" not in k]
+
+
+def _answers(run: Run) -> dict[str, Any]:
+    """Everything a user can ask of a run, in comparable form."""
+    answers: dict[str, Any] = {
+        "status": run.status().as_dict(),
+        "results": run.results(),
+        "outcomes": run.outcomes().to_pylist(),
+    }
+    for name in QUERY_NAMES:
+        answers[name] = run.named(name).to_pylist()
+    return answers
+
+
+def _assert_same(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert after["status"] == before["status"]
+    assert after["results"].equals(before["results"])
+    assert after["outcomes"] == before["outcomes"]
+    for name in QUERY_NAMES:
+        assert len(after[name]) == len(before[name]), name
+        for new, old in zip(after[name], before[name], strict=True):
+            assert new.keys() == old.keys(), name
+            for column, value in old.items():
+                assert _same(new[column], value), (name, column, new[column], value)
+
+
+def _same(new: Any, old: Any) -> bool:
+    # A sum of doubles depends on the order DuckDB's threads add the rows in, with or without
+    # compaction (78.012 vs 78.01199999999999): equal to the last few bits.
+    if isinstance(old, float) and isinstance(new, float):
+        return math.isclose(new, old, rel_tol=1e-12)
+    return bool(new == old)
+
+
+@pytest.fixture
+def settled(tmp_path: Path) -> Fixture:
+    fx = Fixture(tmp_path)
+    fails = {2: 2, 5: 2, 7: 1, 9: 2}
+    fx.run_held(fail=fails, succeed=False)
+    status = fx.run.status()
+    assert (status.succeeded, status.failed, status.missing) == (SHARDS - 2, 2, 0)
+    return fx
+
+
+def test_compaction_keeps_every_answer_and_leaves_a_few_files(settled: Fixture) -> None:
+    before = _answers(settled.run)
+    objects_before = settled.objects()
+    assert len(objects_before) == 2 * (SHARDS - 2) + 7  # points + successes, 7 failures
+
+    report = compact_run(settled.store, settled.layout, settled.run_id)
+
+    after_objects = settled.objects()
+    assert all(Layout.is_compacted(k) for k in after_objects)
+    assert len(after_objects) == 3  # points, successes, failures
+    assert report.objects_before == len(objects_before)
+    # 10 points per shard, of the shards that succeeded; one row per outcome record
+    assert [p.rows for p in report.partitions] == [10 * (SHARDS - 2), SHARDS - 2, 7]
+    assert report.partitions[0].key_sum == sum(i for i in range(120) if i // 10 not in FAILED)
+    _assert_same(before, _answers(settled.run))
+    # the points, sorted by point index, are the run's exact rows
+    table = settled.run.results()
+    assert table["point_index"].to_pylist() == [i for i in range(120) if i // 10 not in FAILED]
+
+
+def test_the_record_names_the_files_and_what_they_replaced(settled: Fixture) -> None:
+    objects_before = set(settled.objects())
+    report = compact_run(settled.store, settled.layout, settled.run_id)
+    [record] = compaction_records(settled.store, settled.layout, settled.run_id)
+    assert report.record == settled.layout.compaction_key(settled.run_id, 1)
+    replaced = {p["partition"] + name for p in record["partitions"] for name in p["replaced"]}
+    assert replaced == objects_before
+    for part, reported in zip(record["partitions"], report.partitions, strict=True):
+        assert part["rows"] == reported.rows
+        assert part["digest"] == reported.digest
+        assert part["files"] == list(reported.files)
+
+
+def test_compacted_files_hold_the_same_schema_in_large_row_groups(settled: Fixture) -> None:
+    small = pq.read_table(io.BytesIO(settled.store.get(_first_points_key(settled))))
+    compact_run(settled.store, settled.layout, settled.run_id)
+    [key] = [k for k in settled.objects() if "/points/" in k]
+    parquet = pq.ParquetFile(io.BytesIO(settled.store.get(key)))
+    assert parquet.schema_arrow.equals(small.schema)
+    assert parquet.metadata.num_row_groups == 1
+    assert parquet.metadata.num_rows == 100
+
+
+def _first_points_key(fx: Fixture) -> str:
+    return next(k for k in fx.objects() if "/points/" in k)
+
+
+def test_small_row_groups_and_files_split_where_asked(settled: Fixture) -> None:
+    before = _answers(settled.run)
+    report = compact_run(
+        settled.store, settled.layout, settled.run_id, row_group_rows=7, file_rows=30
+    )
+    points = next(p for p in report.partitions if "/points/" in p.partition)
+    assert len(points.files) == 4  # 100 rows in files of at most 30
+    for key in points.files:
+        meta = pq.ParquetFile(io.BytesIO(settled.store.get(key))).metadata
+        assert meta.num_rows <= 30
+        assert all(meta.row_group(g).num_rows <= 7 for g in range(meta.num_row_groups))
+    _assert_same(before, _answers(settled.run))
+
+
+def test_an_unsettled_run_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    fx = Fixture(tmp_path)
+    held = fx.invoker.tasks
+    fx.invoker.tasks = held[:5]
+    fx.run_held()
+    before = fx.objects()
+    with pytest.raises(CompactionError, match="not settled"):
+        compact_run(fx.store, fx.layout, fx.run_id)
+    assert fx.objects() == before
+
+
+def test_a_failed_check_removes_the_new_files_and_deletes_nothing(
+    settled: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = settled.objects()
+    real_add = compact_module._CompactedWriter.add
+
+    def drop_a_row(self: Any, table: pa.Table) -> None:
+        real_add(self, table.slice(1) if "/points/" in self.part.prefix else table)
+
+    monkeypatch.setattr(compact_module._CompactedWriter, "add", drop_a_row)
+    with pytest.raises(CompactionError, match="do not hold exactly"):
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert settled.objects() == before
+    assert compaction_records(settled.store, settled.layout, settled.run_id) == []
+
+
+def test_an_interrupted_deletion_is_finished_by_the_next_run(
+    settled: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _answers(settled.run)
+    deleted = 0
+    real_delete = LocalStore.delete
+
+    def crash_after_five(self: LocalStore, key: str) -> None:
+        nonlocal deleted
+        if deleted == 5:
+            raise KeyboardInterrupt
+        deleted += 1
+        real_delete(self, key)
+
+    monkeypatch.setattr(LocalStore, "delete", crash_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        compact_run(settled.store, settled.layout, settled.run_id)
+    monkeypatch.setattr(LocalStore, "delete", real_delete)
+    # Mid-way, shard objects and the compacted files both hold some records: status and
+    # redrive count each record once.
+    assert settled.run.status().as_dict() == before["status"]
+
+    report = compact_run(settled.store, settled.layout, settled.run_id)
+    assert report.recovered > 0
+    assert report.partitions == ()
+    assert all(Layout.is_compacted(k) for k in settled.objects())
+    _assert_same(before, _answers(settled.run))
+
+
+def test_compacted_files_no_record_names_are_removed_and_redone(
+    settled: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _answers(settled.run)
+
+    def crash(*args: Any) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compact_module, "_write_record", crash)
+    with pytest.raises(KeyboardInterrupt):
+        compact_run(settled.store, settled.layout, settled.run_id)
+    monkeypatch.undo()
+    assert any(Layout.is_compacted(k) for k in settled.objects())  # unrecorded files
+
+    compact_run(settled.store, settled.layout, settled.run_id)
+    assert len(settled.objects()) == 3
+    _assert_same(before, _answers(settled.run))
+
+
+def test_redrive_after_compaction_numbers_attempts_on_and_compacts_again(
+    settled: Fixture,
+) -> None:
+    compact_run(settled.store, settled.layout, settled.run_id)
+    assert redrive_run(settled.run_id, settled.parent) == list(FAILED)
+    assert settled.run.status().missing == 2
+    # shard 7 fails once more, shard 9 now succeeds
+    tasks, settled.invoker.tasks = settled.invoker.tasks, []
+    seven = next(t for t in tasks if t.shard == 7)
+    nine = next(t for t in tasks if t.shard == 9)
+    assert record_failure(seven, "TRANSIENT_ERROR", "SlowDown", settled.worker).attempt == 2
+    assert run_shard(nine, LocalContext.with_timeout(60), settled.worker).attempt == 3
+    status = settled.run.status()
+    assert (status.succeeded, status.failed, status.failed_attempts) == (SHARDS - 1, 1, 8)
+
+    before = _answers(settled.run)
+    report = compact_run(settled.store, settled.layout, settled.run_id)
+    assert report.objects_before == 3  # shard 9's points and success, shard 7's new failure
+    assert sorted(k.rsplit("/", 1)[1] for k in settled.objects()) == [
+        "compacted-0001.parquet", "compacted-0001.parquet", "compacted-0001.parquet",
+        "compacted-0002.parquet", "compacted-0002.parquet", "compacted-0002.parquet",
+    ]  # fmt: skip
+    _assert_same(before, _answers(settled.run))
+    outcomes = settled.run.outcomes().to_pylist()
+    assert [(r["attempt"], r["status"]) for r in outcomes if r["shard"] == 9] == [
+        (1, "failure"), (2, "failure"), (3, "success"),
+    ]  # fmt: skip
+
+
+def test_compacting_twice_changes_nothing(settled: Fixture) -> None:
+    compact_run(settled.store, settled.layout, settled.run_id)
+    objects = settled.objects()
+    report = compact_run(settled.store, settled.layout, settled.run_id)
+    assert (report.partitions, report.record, report.recovered) == ((), None, 0)
+    assert settled.objects() == objects
+
+
+def test_the_command_compacts_and_reports(
+    settled: Fixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["compact", settled.run_id, "--data-dir", str(settled.root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["objects_before"] == 2 * (SHARDS - 2) + 7
+    assert len(settled.objects()) == 3
+    assert cli_main(["compact", settled.run_id, "--data-dir", str(settled.root)]) == 0
+    assert "nothing to compact" in capsys.readouterr().out
+    assert cli_main(["compact", "20260101T000000Z-deadbeef", "--data-dir", str(settled.root)]) == 2
+
+
+def test_the_command_refuses_an_unsettled_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fx = Fixture(tmp_path)
+    assert cli_main(["compact", fx.run_id, "--data-dir", str(tmp_path)]) == 2
+    assert "not settled" in capsys.readouterr().err
+
+
+def test_local_store_delete_removes_one_object(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put_if_absent("a/b.parquet", b"x")
+    store.put_if_absent("a/c.parquet", b"y")
+    store.delete("a/b.parquet")
+    store.delete("a/missing.parquet")  # absent is fine
+    assert list(store.list("a/")) == ["a/c.parquet"]
+    with pytest.raises(ValueError, match="invalid object key"):
+        store.delete("../outside")
+
+
+TWO_PASS_RUN_SUMMARY = """
+WITH per_shard AS (
+    SELECT shard, max(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS succeeded,
+        count_if(status = 'failure') AS failed_attempts, max(point_count) AS point_count
+    FROM outcomes WHERE run_id = ? GROUP BY shard
+),
+durations AS (
+    SELECT approx_percentile(duration_ms, 0.5) AS p50_ms,
+        approx_percentile(duration_ms, 0.9) AS p90_ms,
+        approx_percentile(duration_ms, 0.99) AS p99_ms,
+        max(duration_ms) AS max_ms, sum(duration_ms) AS total_ms
+    FROM outcomes WHERE run_id = ? AND status = 'success'
+)
+SELECT CAST(sum(s.succeeded) AS bigint) AS shards_succeeded,
+    CAST(count(*) - sum(s.succeeded) AS bigint) AS shards_failed,
+    CAST(sum(s.failed_attempts) AS bigint) AS failed_attempts,
+    CAST(sum(CASE WHEN s.succeeded = 1 THEN s.point_count ELSE 0 END) AS bigint)
+        AS points_succeeded,
+    d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms, d.total_ms
+FROM per_shard AS s CROSS JOIN durations AS d
+GROUP BY d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms, d.total_ms
+"""
+
+
+def test_the_one_pass_run_summary_answers_as_the_two_pass_one_did(settled: Fixture) -> None:
+    [old] = settled.run.query(TWO_PASS_RUN_SUMMARY).to_pylist()
+    [new] = settled.run.named("run_summary").to_pylist()
+    assert new.keys() == old.keys()
+    for column, value in old.items():
+        assert _same(new[column], value), (column, new[column], value)
+    empty = Run("20260304T050608Z-0000beef", settled.target)
+    assert empty.query(TWO_PASS_RUN_SUMMARY).to_pylist() == []
+    assert empty.named("run_summary").to_pylist() == []

@@ -1,0 +1,294 @@
+"""Pulumi mocks for the infra tests: the stack is built once per session with mocks, every
+registration recorded (type, name, inputs, parent, dependencies, provider), then the runtime's
+settings are restored. Other infra test modules take ``sandbox_stack()`` from here."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import runpy
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pulumi
+import pytest
+from attrs import frozen
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import reset_options
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+# infra/ is the Pulumi program's, not an installed package: make it importable from the checkout.
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from infra.config import ArtifactSettings, StackConfig
+from infra.stack import OUTPUT_NAMES, PROJECT_ROOT, build_stack
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pulumi_aws's own
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+API_ID = "a1b2c3d4e5"
+STACK_FILE = PROJECT_ROOT / "Pulumi.sandbox.yaml"
+
+
+@frozen
+class Registered:
+    """One resource as the engine would have received it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    dependencies: tuple[str, ...]
+    provider: str
+    custom: bool
+    retain_on_delete: bool
+    inputs: Mapping[str, Any]
+    state: Mapping[str, Any]
+
+
+@frozen
+class BuiltStack:
+    config: StackConfig
+    resources: tuple[Registered, ...]
+    outputs: Mapping[str, Any]
+    warnings: tuple[str, ...]
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> Registered:
+        [found] = [r for r in self.resources if r.type == type_ and r.name == name]
+        return found
+
+    def by_urn(self, urn: str) -> Registered:
+        [found] = [r for r in self.resources if r.urn == urn]
+        return found
+
+
+class StackMocks(pulumi.runtime.Mocks):
+    """Fills in what the provider would compute (ids, ARNs, names, URLs) by type token."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs: dict[str, Any] = dict(args.inputs)
+        state = dict(inputs)
+        name = inputs.get("name") or args.name
+        resource_id = f"{args.name}-id"
+        t = args.typ
+        if t == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or f"{args.name}-0a1b2c3"
+            state |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+            resource_id = bucket
+        elif t == "aws:lambda/function:Function":
+            arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            invoke = (
+                f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arn}/invocations"
+            )
+            state |= {"arn": arn, "invokeArn": invoke, "qualifiedArn": f"{arn}:$LATEST"}
+            resource_id = name
+        elif t == "aws:iam/role:Role":
+            state |= {"arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
+            resource_id = name
+        elif t == "aws:cloudwatch/logGroup:LogGroup":
+            state |= {"arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"}
+            resource_id = name
+        elif t == "aws:glue/catalogDatabase:CatalogDatabase":
+            state |= {
+                "arn": f"arn:aws:glue:{REGION}:{ACCOUNT}:database/{name}",
+                "catalogId": ACCOUNT,
+            }
+        elif t == "aws:glue/catalogTable:CatalogTable":
+            db = inputs["databaseName"]
+            state |= {"arn": f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{name}"}
+        elif t == "aws:athena/workgroup:Workgroup":
+            state |= {"arn": f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/{name}"}
+            resource_id = name
+        elif t == "aws:apigateway/restApi:RestApi":
+            state |= {
+                "executionArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}",
+                "rootResourceId": "root0",
+                "arn": f"arn:aws:apigateway:{REGION}::/restapis/{API_ID}",
+            }
+            resource_id = API_ID
+        elif t == "aws:apigateway/stage:Stage":
+            stage = inputs["stageName"]
+            url = f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{stage}"
+            state |= {"invokeUrl": url}
+        elif t == "aws:lambda/layerVersion:LayerVersion":
+            state |= {"arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{inputs['layerName']}:1"}
+        elif t == "aws:s3/bucketObjectv2:BucketObjectv2":
+            resource_id = inputs["key"]
+        state.setdefault("arn", f"arn:aws:mock:{REGION}:{ACCOUNT}:{t}/{args.name}")
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            identity = {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/deployer",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT,
+            }
+            return identity, []
+        raise NotImplementedError(f"the stack calls {args.token}, which these mocks do not know")
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also keeping what the mocks' ``new_resource`` is not told."""
+
+    def __init__(self, mocks: StackMocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the engine's RPC name)
+        register: Any = super().RegisterResource  # untyped in the SDK
+        response = register(request)
+        # Registrations run on several threads at once: read back by URN, never "the last one".
+        inputs = rpc.deserialize_properties(request.object)
+        self.registered.append(
+            Registered(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                dependencies=tuple(request.dependencies),
+                provider=request.provider,
+                custom=bool(request.custom),
+                retain_on_delete=bool(request.retainOnDelete),
+                inputs=inputs,
+                state=self.resources[response.urn].state if response.urn in self.resources else {},
+            )
+        )
+        return response
+
+
+class _Warnings:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def warn(self, message: str, *_: Any, **__: Any) -> None:
+        self.messages.append(message)
+
+
+def build(
+    config: StackConfig, program: Callable[[], Mapping[str, Any]] | None = None
+) -> BuiltStack:
+    """Build the stack with mocks, record it, and restore the Pulumi runtime's settings."""
+    mocks = StackMocks()
+    monitor = RecordingMonitor(mocks)
+    warnings = _Warnings()
+    original_warn = pulumi.log.warn
+    pulumi.log.warn = warnings.warn  # type: ignore[assignment]
+    outputs: dict[str, Any] = {}
+
+    def run() -> None:
+        made = program() if program is not None else build_stack(config)
+        resolved = _sync_await(pulumi.Output.all(**made).future())
+        assert resolved is not None
+        outputs.update(resolved)
+
+    try:
+        pulumi.runtime.set_mocks(
+            mocks, project="sweep", stack="sandbox", preview=False, monitor=monitor
+        )
+        _sync_await(run_pulumi_func(run))
+    finally:
+        pulumi.log.warn = original_warn
+        reset_options()
+        set_all_config({})
+    return BuiltStack(config, tuple(monitor.registered), outputs, tuple(warnings.messages))
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file's content (PyYAML, which Pulumi's SDK depends on, ships no type stubs)."""
+    yaml: Any = importlib.import_module("yaml")
+    return yaml.safe_load(path.read_text())
+
+
+def stack_file_config() -> dict[str, str]:
+    """The ``config:`` map of Pulumi.sandbox.yaml, values as the CLI hands them over (text)."""
+    loaded = load_yaml(STACK_FILE)["config"]
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in loaded.items()}
+
+
+def config_from(values: Mapping[str, str]) -> StackConfig:
+    """A ``StackConfig`` read the way the program reads it, from a stack's config map."""
+    set_all_config(dict(values))
+    try:
+        return StackConfig.from_pulumi(pulumi.Config("sweep"))
+    finally:
+        set_all_config({})
+
+
+_BUILD_DIR = tempfile.TemporaryDirectory(prefix="sweep-infra-test-")
+
+
+def in_temp_build_dir(config: StackConfig) -> StackConfig:
+    """``config`` with its code zip written to a temporary folder, not the checkout."""
+    return attrs.evolve(config, artifacts=ArtifactSettings(build_dir=_BUILD_DIR.name))
+
+
+@functools.cache
+def sandbox_stack() -> BuiltStack:
+    """The sandbox stack (Pulumi.sandbox.yaml), built with mocks once per session."""
+    return build(in_temp_build_dir(config_from(stack_file_config())))
+
+
+# --- tests of the program's shape ----------------------------------------------------------
+
+
+@pytest.fixture
+def restored() -> Iterator[None]:
+    yield
+    reset_options()
+    set_all_config({})
+
+
+def test_importing_the_program_creates_no_resource(restored: None) -> None:
+    mocks = StackMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(
+        mocks, project="sweep", stack="sandbox", preview=False, monitor=monitor
+    )
+    runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="imported_by_a_test")
+    assert monitor.registered == []
+
+
+def test_the_program_exports_every_output_from_the_stack_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exported: dict[str, pulumi.Output[Any]] = {}
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exported.__setitem__(name, value))
+    values = {**stack_file_config(), "sweep:artifactBuildDir": _BUILD_DIR.name}
+
+    def main() -> Mapping[str, Any]:
+        set_all_config(values)
+        runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+        return exported
+
+    built = build(config_from(values), program=main)
+    assert tuple(built.outputs) == OUTPUT_NAMES
+    assert built.outputs["api_url"] == f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/v1"
+    assert {r.type for r in built.resources} == {r.type for r in sandbox_stack().resources}
+
+
+def test_the_build_warns_when_no_dependency_layer_is_configured() -> None:
+    stack = sandbox_stack()
+    assert stack.config.artifacts.layer_zip is None
+    assert any("no dependency layer" in w for w in stack.warnings)
+    assert stack.of_type("aws:lambda/layerVersion:LayerVersion") == []
+
+
+def test_every_output_has_a_value() -> None:
+    outputs = sandbox_stack().outputs
+    assert tuple(outputs) == OUTPUT_NAMES
+    assert all(isinstance(v, str) for v in outputs.values())
+    assert [k for k, v in outputs.items() if not v] == ["layer_sha256", "scipy_layer_sha256"]
