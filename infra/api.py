@@ -51,15 +51,13 @@ class Api(pulumi.ComponentResource):
         self,
         name: str,
         config: StackConfig,
-        parent_function: aws.lambda_.Function,
+        parent: aws.lambda_.Alias,
         account: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.document = parent_function.invoke_arn.apply(
-            lambda arn: api_document(arn, config.region)
-        )
+        self.document = parent.invoke_arn.apply(lambda arn: api_document(arn, config.region))
         self.rest_api = aws.apigateway.RestApi(
             name,
             name=config.name_prefix,
@@ -110,11 +108,12 @@ class Api(pulumi.ComponentResource):
             },
             opts=child,
         )
-        # API Gateway may invoke the parent for this API's stage only.
+        # API Gateway may invoke the parent's live alias, for this API's stage only.
         self.permission = aws.lambda_.Permission(
             name,
             action="lambda:InvokeFunction",
-            function=parent_function.name,
+            function=parent.function_name,
+            qualifier=parent.name,
             principal="apigateway.amazonaws.com",
             source_arn=pulumi.Output.concat(
                 self.rest_api.execution_arn, "/", config.api_stage, "/*"

@@ -1,6 +1,10 @@
 """Compute: the parent, worker and failure-recorder functions, each with its own log group
 (retention from config) and the environment ``runtime.lambda_entry.CloudConfig`` validates; the
-worker's asynchronous-invoke settings send exhausted events to the recorder."""
+worker's asynchronous-invoke settings send exhausted events to the recorder.
+
+Every deploy publishes a version of each function and points its ``live`` alias at it; whatever
+invokes a function (the API, the parent, the on-failure destination) names the alias, so a
+rollback is one more deploy that moves the aliases back to the old artifacts' code."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.artifacts import Artifacts
-from infra.config import FUNCTION_ROLES, FunctionSettings, StackConfig
+from infra.config import FUNCTION_ROLES, LIVE, FunctionSettings, StackConfig
 from infra.iam import FunctionRoles
 from infra.storage import ResultsStore
 
@@ -32,8 +36,8 @@ def function_environment(config: StackConfig, bucket: str, role: str) -> dict[st
     env = {
         "SWEEP_BUCKET": bucket,
         "SWEEP_PREFIX": config.results_prefix,
-        "SWEEP_WORKER_FUNCTION": config.function_name("worker"),
-        "SWEEP_DISPATCHER_FUNCTION": config.function_name("parent"),
+        "SWEEP_WORKER_FUNCTION": f"{config.function_name('worker')}:{LIVE}",
+        "SWEEP_DISPATCHER_FUNCTION": f"{config.function_name('parent')}:{LIVE}",
         "SWEEP_MAX_POINTS": str(config.max_points),
         "SWEEP_MAX_SHARDS": str(config.max_shards),
         "SWEEP_FANOUT_LEAF": str(config.fanout_leaf),
@@ -89,6 +93,7 @@ class Functions(pulumi.ComponentResource):
         }
         self.log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
         self.functions: dict[str, aws.lambda_.Function] = {}
+        self.aliases: dict[str, aws.lambda_.Alias] = {}
         for role in FUNCTION_ROLES:
             self.log_groups[role] = aws.cloudwatch.LogGroup(
                 f"{name}-{role}",
@@ -119,6 +124,15 @@ class Functions(pulumi.ComponentResource):
                 reserved_concurrent_executions=(
                     config.worker_reserved_concurrency if role == "worker" else None
                 ),
+                publish=True,
+                opts=child,
+            )
+            self.aliases[role] = aws.lambda_.Alias(
+                f"{name}-{role}-{LIVE}",
+                name=LIVE,
+                description=f"the {role} version in service",
+                function_name=self.functions[role].name,
+                function_version=self.functions[role].version,
                 opts=child,
             )
         # Lambda checks, when this is created, that the worker's role may invoke the
@@ -126,10 +140,11 @@ class Functions(pulumi.ComponentResource):
         self.worker_async = aws.lambda_.FunctionEventInvokeConfig(
             f"{name}-worker",
             function_name=self.functions["worker"].name,
+            qualifier=self.aliases["worker"].name,
             maximum_retry_attempts=config.worker_max_retries,
             maximum_event_age_in_seconds=config.worker_max_event_age_s,
             destination_config={
-                "on_failure": {"destination": self.functions["recorder"].arn},
+                "on_failure": {"destination": self.aliases["recorder"].arn},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[roles]),
         )

@@ -30,6 +30,9 @@ MIN_BYTES_SCANNED_CUTOFF = 10_000_000
 ATHENA_RESULTS_PREFIX = "athena-results/"
 """Where the workgroup writes query results, beside (never under) the results prefix."""
 
+LIVE = "live"
+"""The alias every caller invokes; each deploy moves it to the version it publishes."""
+
 FUNCTION_ROLES: tuple[str, ...] = ("parent", "worker", "recorder")
 """The stack's three functions, by role; ``StackConfig.function_name`` names each."""
 

@@ -25,7 +25,7 @@ import pulumi
 import pulumi_aws as aws
 from attrs import frozen
 
-from infra.config import FUNCTION_ROLES, StackConfig
+from infra.config import FUNCTION_ROLES, LIVE, StackConfig
 
 Document = dict[str, Any]
 
@@ -80,8 +80,9 @@ class PolicyTargets:
         """An ``s3:prefix`` condition value (keys, not ARNs) under the results prefix."""
         return f"{self.prefix}/{pattern}"
 
-    def function_arn(self, name: str) -> str:
-        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{name}"
+    def function_arn(self, name: str, qualifier: str | None = None) -> str:
+        arn = f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{name}"
+        return arn if qualifier is None else f"{arn}:{qualifier}"
 
     def log_streams(self, function: str) -> str:
         """Every log stream of the function's log group (Lambda names the streams)."""
@@ -179,7 +180,7 @@ def worker_policy(t: PolicyTargets) -> Document:
         _statement(
             "DeliverOnFailureRecords",
             ["lambda:InvokeFunction"],
-            [t.function_arn(t.recorder_function)],
+            [t.function_arn(t.recorder_function, LIVE)],
         ),
         _own_logs(t, t.worker_function),
     )
@@ -199,7 +200,7 @@ def parent_policy(t: PolicyTargets) -> Document:
         _statement(
             "InvokeWorkersAndDispatchers",
             ["lambda:InvokeFunction"],
-            [t.function_arn(t.worker_function), t.function_arn(t.parent_function)],
+            [t.function_arn(t.worker_function, LIVE), t.function_arn(t.parent_function, LIVE)],
         ),
         _statement(
             "RegisterRunPartitions",

@@ -59,7 +59,7 @@ def build_stack(
         "iam", config, account, bucket, [t.name for t in analytics.tables_spec], opts=opts
     )
     functions = Functions("compute", config, roles, store, artifacts, opts=opts)
-    api = Api("api", config, functions.functions["parent"], account, opts=opts)
+    api = Api("api", config, functions.aliases["parent"], account, opts=opts)
 
     outputs: dict[str, pulumi.Output[str]] = {
         "api_url": api.url,

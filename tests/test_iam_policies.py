@@ -393,9 +393,12 @@ def test_listing_is_limited_to_the_prefixes_each_role_reads(
     ],
 )
 def test_who_may_invoke_whom(stack: BuiltStack, role: str, target: str, allowed: bool) -> None:
-    arn = str(stack.one("aws:lambda/function:Function", f"compute-{target}").state["arn"])
+    # callers invoke the live alias; the unqualified function ($LATEST) is never granted
+    arn = str(stack.one("aws:lambda/alias:Alias", f"compute-{target}-live").state["arn"])
     policy = [role_policy(stack, role)]
     assert (evaluate(policy, "lambda:InvokeFunction", arn) == "allow") == allowed
+    latest = str(stack.one("aws:lambda/function:Function", f"compute-{target}").state["arn"])
+    assert evaluate(policy, "lambda:InvokeFunction", latest) == "implicit"
     other = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:someone-elses"
     assert evaluate(policy, "lambda:InvokeFunction", other) == "implicit"
     assert evaluate(policy, "lambda:UpdateFunctionCode", arn) == "implicit"
@@ -502,7 +505,11 @@ def test_a_whole_run_succeeds_with_each_function_holding_only_its_own_policy(
     cloud = attrs.evolve(CloudConfig.from_env(env), fanout_leaf=4, invoke_threads=2)
     captured = CapturedLambda()
     adapters = {role: build_adapters(cloud, s3=clients[role], lambda_=captured) for role in ROLES}
-    arns = {r.inputs["name"]: r.state["arn"] for r in stack.of_type("aws:lambda/function:Function")}
+    # the parent invokes "<function>:live": map each qualified name to the alias ARN IAM checks
+    arns = {
+        f"{r.inputs['functionName']}:{r.inputs['name']}": r.state["arn"]
+        for r in stack.of_type("aws:lambda/alias:Alias")
+    }
     context = LocalContext.with_timeout(900)
     try:
         use_adapters(adapters["parent"])

@@ -92,8 +92,21 @@ class StackMocks(pulumi.runtime.Mocks):
             invoke = (
                 f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arn}/invocations"
             )
-            state |= {"arn": arn, "invokeArn": invoke, "qualifiedArn": f"{arn}:$LATEST"}
+            state |= {
+                "arn": arn,
+                "invokeArn": invoke,
+                "version": "1",  # what Lambda gives the first published version
+                "qualifiedArn": f"{arn}:1" if inputs.get("publish") else f"{arn}:$LATEST",
+            }
             resource_id = name
+        elif t == "aws:lambda/alias:Alias":
+            function = inputs["functionName"]
+            arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}:{inputs['name']}"
+            invoke = (
+                f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arn}/invocations"
+            )
+            state |= {"arn": arn, "invokeArn": invoke}
+            resource_id = arn
         elif t == "aws:iam/role:Role":
             state |= {"arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
             resource_id = name

@@ -75,6 +75,10 @@ def function(stack: BuiltStack, role: str) -> Registered:
     return stack.one(FUNCTION, f"compute-{role}")
 
 
+def alias(stack: BuiltStack, role: str) -> Registered:
+    return stack.one("aws:lambda/alias:Alias", f"compute-{role}-live")
+
+
 def results_bucket(stack: BuiltStack) -> str:
     return str(stack.outputs["bucket"])
 
@@ -105,6 +109,7 @@ def test_every_resource_the_runtime_needs_exists(stack: BuiltStack) -> None:
         "aws:iam/role:Role": 3 + 1,  # a role per function, and API Gateway's logging role
         "aws:iam/rolePolicy:RolePolicy": 3 + 1,
         FUNCTION: 3,
+        "aws:lambda/alias:Alias": 3,  # each function's live alias
         "aws:cloudwatch/logGroup:LogGroup": 3 + 1,  # a group per function, and access logs
         "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
         "aws:apigateway/restApi:RestApi": 1,
@@ -276,8 +281,9 @@ def test_each_function_environment_passes_the_entry_points_validation(
     cloud = CloudConfig.from_env(env)
     assert cloud.bucket == results_bucket(stack)
     assert cloud.prefix == stack.outputs["prefix"]
-    assert cloud.worker_function == stack.outputs["worker_function"]
-    assert cloud.dispatcher_function == stack.outputs["parent_function"]
+    # callers invoke the live alias, never $LATEST
+    assert cloud.worker_function == f"{stack.outputs['worker_function']}:live"
+    assert cloud.dispatcher_function == f"{stack.outputs['parent_function']}:live"
     assert (cloud.max_points, cloud.max_shards) == (
         stack.config.max_points,
         stack.config.max_shards,
@@ -290,10 +296,11 @@ def test_each_function_environment_passes_the_entry_points_validation(
 def test_the_worker_retries_then_hands_failures_to_the_recorder(stack: BuiltStack) -> None:
     [config] = stack.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
     assert config.inputs["functionName"] == stack.outputs["worker_function"]
+    assert config.inputs["qualifier"] == "live"
     assert config.inputs["maximumRetryAttempts"] == stack.config.worker_max_retries
     assert config.inputs["maximumEventAgeInSeconds"] == stack.config.worker_max_event_age_s
     destination = config.inputs["destinationConfig"]["onFailure"]["destination"]
-    assert destination == function(stack, "recorder").state["arn"]
+    assert destination == alias(stack, "recorder").state["arn"]
     # Lambda checks the worker's role may invoke the destination: its policy must exist first.
     assert stack.one("aws:iam/rolePolicy:RolePolicy", "iam-worker").urn in config.dependencies
 
@@ -319,7 +326,7 @@ def _document(stack: BuiltStack) -> dict[str, Any]:
 
 
 def test_the_api_is_the_contracts_openapi_document_for_the_parent(stack: BuiltStack) -> None:
-    parent = function(stack, "parent")
+    parent = alias(stack, "parent")  # the live alias, not $LATEST
     [api] = stack.of_type("aws:apigateway/restApi:RestApi")
     assert api.inputs["body"] == api_document(parent.state["invokeArn"], REGION)
     document = _document(stack)
@@ -388,7 +395,7 @@ def test_a_changed_document_makes_a_new_deployment(stack: BuiltStack) -> None:
     assert deployment.inputs["triggers"] == {"document_sha256": document_digest(api.inputs["body"])}
     other = api_document("arn:aws:apigateway:eu-west-1:lambda:path/other/invocations", REGION)
     assert document_digest(other) != document_digest(api.inputs["body"])
-    assert api_document(function(stack, "parent").state["invokeArn"], REGION) == api.inputs["body"]
+    assert api_document(alias(stack, "parent").state["invokeArn"], REGION) == api.inputs["body"]
 
 
 def test_the_stage_throttles_logs_access_and_is_the_exported_url(stack: BuiltStack) -> None:
