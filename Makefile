@@ -26,10 +26,10 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## bench: performance figures, each side by side with its baseline
+## bench: every performance figure side by side with its baseline (benchmarks/RESULTS.md);
+## the Lithops comparison needs `$(BIN)/pip install -r requirements-bench.txt` first
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_core.py
-	$(BIN)/python scripts/bench_local.py
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) .sweep build *.egg-info

@@ -31,12 +31,14 @@ from typing import IO, TYPE_CHECKING, Any
 from attrs import define, field
 
 from runtime.local import LocalStore, utc_now
-from sweep_sdk.contract import DispatchSlice, ShardTask, SweepRequest
-from sweep_sdk.convert import dumps, loads, structure
 from sweep_sdk.layout import Layout
 
 if TYPE_CHECKING:
     from runtime.worker import WorkerDeps
+    from sweep_sdk.contract import DispatchSlice, ShardTask, SweepRequest
+
+# The contract and its converter (attrs classes, cattrs) are imported where a task is encoded or
+# decoded: the detached runner passes task lines through untouched and starts sooner without.
 
 DEFAULT_SHARD_TIMEOUT = 900.0  # Lambda's maximum
 _HARD_LIMIT_GRACE = 5.0  # beyond the soft deadline the worker checks itself
@@ -57,6 +59,8 @@ class TaskCodec:
         self._version = ""
 
     def encode(self, task: ShardTask) -> bytes:
+        from sweep_sdk.convert import dumps
+
         if task.spec is not self._spec:
             self._spec, self._spec_json = task.spec, dumps(task.spec)
         # The fields of ShardTask in their order, exactly as dumps(task) writes them.
@@ -67,6 +71,9 @@ class TaskCodec:
         ).encode()
 
     def decode(self, line: str | bytes) -> ShardTask:
+        from sweep_sdk.contract import ShardTask
+        from sweep_sdk.convert import loads, structure
+
         raw = loads(line)
         spec_raw = raw.get("spec") if isinstance(raw, dict) else None
         spec_json = json.dumps(spec_raw, separators=(",", ":"))
@@ -134,6 +141,9 @@ class _Job:
     task: ShardTask | None = None
 
     def decoded(self) -> ShardTask:
+        from sweep_sdk.contract import ShardTask
+        from sweep_sdk.convert import loads, structure
+
         if self.task is None:
             self.task = structure(loads(self.line), ShardTask)
         return self.task

@@ -188,7 +188,7 @@ class Run:
         return self.target.status(self.manifest)
 
     def wait(
-        self, timeout: float | None = None, progress: bool = True, poll: float = 0.2
+        self, timeout: float | None = None, progress: bool = True, poll: float = 0.1
     ) -> RunStatus:
         """Block until every shard has a success or failure record.
 

@@ -59,18 +59,26 @@ class LocalQueryEngine:
         self.layout = layout
         self.kernels = tuple(kernels)
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """A connection with a view per table (only ``tables``, when given).
+
+        Creating a view binds it, and binding a view with ``union_by_name`` reads the footer of
+        every file under it: only the views a statement uses are made.
+        """
         import duckdb
 
+        wanted = None if tables is None else {t.lower() for t in tables}
         con = duckdb.connect()
         # Every outcome object has the contract's one schema, so DuckDB may take it from the
         # first file; union_by_name would read the footer of each of a run's 10,000 objects
         # before the scan reads them again (it doubled the time of run_summary). A kernel's
         # points columns can change between versions of the kernel, so points keep it.
-        self._view(con, OUTCOMES, self.layout.table_root("outcomes"), depth=3, union=False)
+        if wanted is None or OUTCOMES.name in wanted:
+            self._view(con, OUTCOMES, self.layout.table_root("outcomes"), depth=3, union=False)
         for kernel in self.kernels:
             table = points_table(kernel)
-            self._view(con, table, self.layout.table_root(f"points/{kernel.name}"), depth=2)
+            if wanted is None or table.name in wanted:
+                self._view(con, table, self.layout.table_root(f"points/{kernel.name}"), depth=2)
         return con
 
     def run(self, sql: str, params: Sequence[Any] = (), dialect: str = "athena") -> pa.Table:
@@ -78,7 +86,7 @@ class LocalQueryEngine:
         import duckdb
 
         text = athena_to_duckdb(sql) if dialect == "athena" else sql
-        con = self.connect()
+        con = self.connect(referenced_tables(text))
         try:
             return con.sql(text, params=list(params) or None).to_arrow_table()
         except duckdb.Error as exc:
@@ -107,6 +115,19 @@ class LocalQueryEngine:
             f"hive_partitioning = true, hive_types = {{{hive_types}}}"
             f"{', union_by_name = true' if union else ''})"
         )
+
+
+def referenced_tables(sql: str) -> set[str] | None:
+    """The names of the tables a DuckDB statement reads, or None if it cannot be parsed here
+    (then every view is made, and DuckDB reports what is wrong)."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    try:
+        statement = sqlglot.parse_one(sql, read="duckdb")
+    except ParseError:
+        return None
+    return {table.name for table in statement.find_all(sqlglot.exp.Table)}
 
 
 def placeholders(sql: str) -> int:

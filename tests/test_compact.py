@@ -109,6 +109,10 @@ def _answers(run: Run) -> dict[str, Any]:
     }
     for name in QUERY_NAMES:
         answers[name] = run.named(name).to_pylist()
+    answers["points_query"] = run.query(
+        "SELECT count(*) AS n, sum(point_index) AS s, min(price) AS lo, max(stderr) AS hi "
+        "FROM points_gbm_european_option WHERE run_id = ?"
+    ).to_pylist()
     return answers
 
 
@@ -116,7 +120,7 @@ def _assert_same(before: dict[str, Any], after: dict[str, Any]) -> None:
     assert after["status"] == before["status"]
     assert after["results"].equals(before["results"])
     assert after["outcomes"] == before["outcomes"]
-    for name in QUERY_NAMES:
+    for name in (*QUERY_NAMES, "points_query"):
         assert len(after[name]) == len(before[name]), name
         for new, old in zip(after[name], before[name], strict=True):
             assert new.keys() == old.keys(), name

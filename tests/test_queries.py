@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from sweep_sdk.query import QUERY_NAMES, QueryError, athena_to_duckdb, named_query, placeholders
+from sweep_sdk.query import (
+    QUERY_NAMES,
+    QueryError,
+    athena_to_duckdb,
+    named_query,
+    placeholders,
+    referenced_tables,
+)
 
 
 @pytest.mark.parametrize("name", QUERY_NAMES)
@@ -31,3 +38,16 @@ def test_unknown_query_and_bad_sql_are_clear_errors() -> None:
         named_query("nope")
     with pytest.raises(QueryError, match="not valid Athena SQL"):
         athena_to_duckdb("SELECT FROM WHERE (")
+
+
+def test_only_the_tables_a_statement_reads_get_a_view() -> None:
+    # Making a view binds it, and binding the points view reads every points file's footer:
+    # a query of the outcomes alone must not pay for it.
+    for name in QUERY_NAMES:
+        tables = referenced_tables(athena_to_duckdb(named_query(name)))
+        assert tables is not None
+        assert "outcomes" in tables
+        assert not any(t.startswith("points_") for t in tables)
+    joined = "SELECT avg(p.price) FROM points_gbm_european_option AS p JOIN outcomes AS o ON true"
+    assert referenced_tables(joined) == {"points_gbm_european_option", "outcomes"}
+    assert referenced_tables("SELECT FROM WHERE (") is None  # every view; DuckDB says why
