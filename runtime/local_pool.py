@@ -5,6 +5,9 @@ it always knows which task every process holds. A process that dies (killed, out
 outlives the hard time limit becomes a failure record for its shard, as Lambda's on-failure
 destination does in the cloud, and is replaced; a run never hangs on a lost worker.
 
+When a batch has ended, the pool puts the outcomes its workers reported (the rows they wrote)
+into the data folder's outcome index, so the first query after a run opens no outcome object.
+
 ``python -m runtime.local_pool`` runs a pool detached from the submitting process (what the CLI
 uses, so ``sweep run`` returns at once and the run survives the terminal).
 """
@@ -15,6 +18,7 @@ import argparse
 import collections
 import contextlib
 import json
+import logging
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
@@ -106,10 +110,12 @@ def _typed(value: Any, kind: type) -> Any:
 
 
 def serve_worker(root: str, prefix: str, timeout: float) -> None:
-    """Body of a worker process: one task per line on stdin, one status per line on stdout."""
+    """Body of a worker process: one task per line on stdin; on stdout, one report per task:
+    the outcome it wrote (or found) as JSON, which the pool puts into the outcome index."""
     from runtime.local import LocalContext
     from runtime.ports import TransientStoreError
     from runtime.worker import WorkerDeps, record_failure, run_shard
+    from sweep_sdk.convert import dumps
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the waiting, not the run
     deps = WorkerDeps(LocalStore(root), Layout(prefix), utc_now)
@@ -117,14 +123,42 @@ def serve_worker(root: str, prefix: str, timeout: float) -> None:
     for line in sys.stdin:
         task = codec.decode(line)
         try:
-            status: str = run_shard(task, LocalContext.with_timeout(timeout), deps).status
+            report = dumps(run_shard(task, LocalContext.with_timeout(timeout), deps))
         except TransientStoreError:
-            status = "failure"  # run_shard recorded the attempt
+            report = _NO_OUTCOME  # run_shard recorded the attempt; its record stays unread
         except Exception as exc:  # a bug, not the kernel's domain: record it, keep serving
-            record_failure(task, "WORKER_ERROR", f"{type(exc).__name__}: {exc}", deps)
-            status = "failure"
-        sys.stdout.write(status + "\n")
+            outcome = record_failure(task, "WORKER_ERROR", f"{type(exc).__name__}: {exc}", deps)
+            report = dumps(outcome)
+        sys.stdout.write(report + "\n")
         sys.stdout.flush()
+
+
+_NO_OUTCOME = "-"
+"""A worker's report of a task whose outcome it does not hold (one line per task)."""
+
+
+def _index_reports(root: str, layout: Layout, reports: Sequence[bytes]) -> None:
+    """Put the outcomes the workers reported into the data folder's outcome index, so the first
+    query after the run takes their rows from there instead of opening each outcome object."""
+    from runtime.records import outcome_table
+    from sweep_sdk.contract import ShardOutcome
+    from sweep_sdk.convert import loads, structure
+    from sweep_sdk.outcome_index import OutcomeIndex
+
+    no_outcome = _NO_OUTCOME.encode()
+    try:
+        outcomes = [structure(loads(r), ShardOutcome) for r in reports if r.strip() != no_outcome]
+        if not outcomes:
+            return
+        keys = [
+            layout.success_key(o.run_id, o.shard)
+            if o.status == "success"
+            else layout.failure_key(o.run_id, o.shard, o.attempt)
+            for o in outcomes
+        ]
+        OutcomeIndex(Path(root), layout).record(keys, outcome_table(outcomes))
+    except Exception:  # a cache: a query reads whatever objects the index lacks
+        logging.getLogger(__name__).warning("outcome index not updated", exc_info=True)
 
 
 def _set_event() -> threading.Event:
@@ -180,6 +214,7 @@ class WorkerPool:
     _wake: tuple[mpc.Connection, mpc.Connection] = field(factory=lambda: mp.Pipe(duplex=False))
     _idle: threading.Event = field(factory=_set_event)  # idle until the first submit
     _pool: list[_Worker] = field(factory=list)
+    _reports: list[bytes] = field(factory=list)  # of the tasks ended since the last index
 
     def submit(self, tasks: Sequence[ShardTask]) -> None:
         codec = TaskCodec()
@@ -217,12 +252,19 @@ class WorkerPool:
             while True:
                 with self._lock:
                     self._assign()
-                    if not self._pending and all(w.task is None for w in self._pool):
+                    ended = not self._pending and all(w.task is None for w in self._pool)
+                    reports, self._reports = (self._reports, []) if ended else ([], self._reports)
+                if not ended:
+                    self._wait_and_reap()
+                    continue
+                # Indexed before join() returns, outside the lock so that submit never waits.
+                _index_reports(self.root, self.layout, reports)
+                with self._lock:
+                    if not self._pending:
                         self._idle.set()
                         self._stop_workers()
                         self._supervisor = None
                         return
-                self._wait_and_reap()
         except BaseException:
             self._idle.set()
             raise
@@ -267,8 +309,10 @@ class WorkerPool:
                     self._wake[0].recv_bytes()
             for w in busy:
                 if w.stdout.fileno() in ready:
-                    if w.stdout.readline():
+                    report = w.stdout.readline()
+                    if report:
                         w.task = None
+                        self._reports.append(report)
                     else:  # end of file: the process is gone
                         self._record_death(w, timed_out=False)
                 elif time.monotonic() > w.hard_deadline:
@@ -294,7 +338,10 @@ class WorkerPool:
         else:
             code = "WORKER_DIED"
             message = f"worker process {_describe_exit(exitcode)} while running the shard"
-        record_failure(task, code, message, self._deps())
+        from sweep_sdk.convert import dumps
+
+        outcome = record_failure(task, code, message, self._deps())
+        self._reports.append(dumps(outcome).encode())
         self._pool.remove(w)
         _close(w)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -17,24 +17,31 @@ from sweep_sdk.tables import OUTCOMES, Table
 COMPRESSION = "snappy"  # what every Athena engine version reads
 
 
+def outcome_table(outcomes: Sequence[ShardOutcome]) -> pa.Table:
+    """Outcomes as rows of the outcome objects' schema (partition columns are in keys, not here)."""
+    rows = [
+        {
+            "shard": outcome.shard,
+            "attempt": outcome.attempt,
+            "point_start": outcome.start,
+            "point_end": outcome.end,
+            "point_count": outcome.point_count,
+            "started_at": datetime.fromisoformat(outcome.started_at),
+            "finished_at": datetime.fromisoformat(outcome.finished_at),
+            "duration_ms": outcome.duration_ms,
+            "error_code": outcome.error_code,
+            "error_message": outcome.error_message,
+            "worker_version": outcome.worker_version,
+            "schema_version": outcome.schema_version,
+        }
+        for outcome in outcomes
+    ]
+    return pa.Table.from_pylist(rows, schema=OUTCOMES.arrow_schema)
+
+
 def outcome_parquet(outcome: ShardOutcome) -> bytes:
-    """One outcome as a one-row Parquet object (partition columns are in its key, not here)."""
-    row = {
-        "shard": outcome.shard,
-        "attempt": outcome.attempt,
-        "point_start": outcome.start,
-        "point_end": outcome.end,
-        "point_count": outcome.point_count,
-        "started_at": datetime.fromisoformat(outcome.started_at),
-        "finished_at": datetime.fromisoformat(outcome.finished_at),
-        "duration_ms": outcome.duration_ms,
-        "error_code": outcome.error_code,
-        "error_message": outcome.error_message,
-        "worker_version": outcome.worker_version,
-        "schema_version": outcome.schema_version,
-    }
-    table = pa.Table.from_pylist([row], schema=OUTCOMES.arrow_schema)
-    return _to_bytes(table)
+    """One outcome as a one-row Parquet object."""
+    return _to_bytes(outcome_table([outcome]))
 
 
 def read_outcome(body: bytes, run_id: str, status: ShardStatus) -> ShardOutcome:

@@ -1,7 +1,8 @@
 """SQL over a run's layout. The shipped queries are Athena SQL; locally they run on DuckDB.
 
-Locally, each table is a DuckDB view over the Parquet files with hive partitioning, named as
-the Glue tables are (``outcomes``, ``points_<kernel>``), and Athena SQL is translated to
+Locally, each table is named as its Glue table is (``outcomes``, ``points_<kernel>``): a
+points table is a DuckDB view over its Parquet objects with hive partitioning, the outcomes
+table the rows of its objects read through ``OutcomeIndex``; Athena SQL is translated to
 DuckDB's dialect by sqlglot, so one query text serves both engines.
 """
 
@@ -67,18 +68,18 @@ class LocalQueryEngine:
         """
         import duckdb
 
+        from sweep_sdk.outcome_index import OutcomeIndex  # pyarrow: not for every `sweep` command
+
         wanted = None if tables is None else {t.lower() for t in tables}
         con = duckdb.connect()
-        # Every outcome object has the contract's one schema, so DuckDB may take it from the
-        # first file; union_by_name would read the footer of each of a run's 10,000 objects
-        # before the scan reads them again (it doubled the time of run_summary). A kernel's
-        # points columns can change between versions of the kernel, so points keep it.
         if wanted is None or OUTCOMES.name in wanted:
-            self._view(con, OUTCOMES, self.layout.table_root("outcomes"), depth=3, union=False)
+            # Outcomes come through the index: a run's 10,000 one-row objects are read once,
+            # not by every query (see outcome_index).
+            con.register(OUTCOMES.name, OutcomeIndex(self.root, self.layout).read(con=con))
         for kernel in self.kernels:
             table = points_table(kernel)
             if wanted is None or table.name in wanted:
-                self._view(con, table, self.layout.table_root(f"points/{kernel.name}"), depth=2)
+                self._points_view(con, table, self.layout.table_root(f"points/{kernel.name}"))
         return con
 
     def run(self, sql: str, params: Sequence[Any] = (), dialect: str = "athena") -> pa.Table:
@@ -94,26 +95,18 @@ class LocalQueryEngine:
         finally:
             con.close()
 
-    def _view(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: Table,
-        root: str,
-        depth: int,
-        union: bool = True,
-    ) -> None:
+    def _points_view(self, con: duckdb.DuckDBPyConnection, table: Table, root: str) -> None:
         base = self.root / root
-        pattern = "/".join(["*"] * depth + ["*.parquet"])
+        pattern = "*/*/*.parquet"  # run_date=…/run_id=…/<object>
         if not base.is_dir() or next(base.glob(pattern), None) is None:
-            con.register(f"{table.name}_empty", table.full_arrow_schema.empty_table())
-            con.execute(f"CREATE VIEW {table.name} AS SELECT * FROM {table.name}_empty")
+            con.register(table.name, table.full_arrow_schema.empty_table())
             return
         glob = str(base / pattern).replace("'", "''")
         hive_types = ", ".join(f"'{c.name}': VARCHAR" for c in table.partitions)
+        # union_by_name: a kernel's points columns can change between versions of the kernel.
         con.execute(
             f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{glob}', "
-            f"hive_partitioning = true, hive_types = {{{hive_types}}}"
-            f"{', union_by_name = true' if union else ''})"
+            f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
         )
 
 

@@ -125,10 +125,10 @@ def _assert_same(before: dict[str, Any], after: dict[str, Any]) -> None:
         for new, old in zip(after[name], before[name], strict=True):
             assert new.keys() == old.keys(), name
             for column, value in old.items():
-                assert _same(new[column], value), (name, column, new[column], value)
+                assert same_value(new[column], value), (name, column, new[column], value)
 
 
-def _same(new: Any, old: Any) -> bool:
+def same_value(new: Any, old: Any) -> bool:
     # A sum of doubles depends on the order DuckDB's threads add the rows in, with or without
     # compaction (78.012 vs 78.01199999999999): equal to the last few bits.
     if isinstance(old, float) and isinstance(new, float):
@@ -136,14 +136,19 @@ def _same(new: Any, old: Any) -> bool:
     return bool(new == old)
 
 
-@pytest.fixture
-def settled(tmp_path: Path) -> Fixture:
-    fx = Fixture(tmp_path)
+def settled_run(root: Path) -> Fixture:
+    """A settled run of 12 shards: 10 succeeded (2 after two failed attempts), 2 failed."""
+    fx = Fixture(root)
     fails = {2: 2, 5: 2, 7: 1, 9: 2}
     fx.run_held(fail=fails, succeed=False)
     status = fx.run.status()
     assert (status.succeeded, status.failed, status.missing) == (SHARDS - 2, 2, 0)
     return fx
+
+
+@pytest.fixture
+def settled(tmp_path: Path) -> Fixture:
+    return settled_run(tmp_path)
 
 
 def test_compaction_keeps_every_answer_and_leaves_a_few_files(settled: Fixture) -> None:
@@ -379,7 +384,7 @@ def test_the_one_pass_run_summary_answers_as_the_two_pass_one_did(settled: Fixtu
     [new] = settled.run.named("run_summary").to_pylist()
     assert new.keys() == old.keys()
     for column, value in old.items():
-        assert _same(new[column], value), (column, new[column], value)
+        assert same_value(new[column], value), (column, new[column], value)
     empty = Run("20260304T050608Z-0000beef", settled.target)
     assert empty.query(TWO_PASS_RUN_SUMMARY).to_pylist() == []
     assert empty.named("run_summary").to_pylist() == []
