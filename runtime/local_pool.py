@@ -253,16 +253,18 @@ class WorkerPool:
                 with self._lock:
                     self._assign()
                     ended = not self._pending and all(w.task is None for w in self._pool)
-                    reports, self._reports = (self._reports, []) if ended else ([], self._reports)
+                    if ended:
+                        self._stop_workers()
+                        reports, self._reports = self._reports, []
                 if not ended:
                     self._wait_and_reap()
                     continue
-                # Indexed before join() returns, outside the lock so that submit never waits.
+                # Indexed before join() returns, outside the lock so that submit never waits
+                # (a task submitted meanwhile gets new workers).
                 _index_reports(self.root, self.layout, reports)
                 with self._lock:
                     if not self._pending:
                         self._idle.set()
-                        self._stop_workers()
                         self._supervisor = None
                         return
         except BaseException:

@@ -13,8 +13,7 @@ from typing import Any
 from attrs import evolve, field, frozen
 
 from runtime.ports import Clock, Invoker, NotFound, ObjectStore, PartitionRegistrar
-from runtime.records import outcome_entries
-from runtime.worker import WORKER_VERSION
+from sweep_sdk._version import __version__
 from sweep_sdk.contract import (
     AcceptedRun,
     ClientTokenRecord,
@@ -103,7 +102,7 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
         point_count=point_count(request),
         shard_count=plan_shards(point_count(request), request.sharding).shard_count,
         spec=request,
-        worker_version=WORKER_VERSION,
+        worker_version=__version__,
     )
     if not deps.store.put_if_absent(deps.layout.manifest_key(run_id), dumps(manifest).encode()):
         existing = read_manifest(deps.store, deps.layout, run_id)
@@ -179,6 +178,8 @@ def shard_records(store: ObjectStore, layout: Layout, run_id: str) -> ShardRecor
         if fields is not None:
             entries.append(fields)
         elif Layout.is_compacted(key):
+            from runtime.records import outcome_entries  # pyarrow: only for compacted runs
+
             status = Layout.outcome_status(key)
             entries.extend((status, s, a) for s, a in outcome_entries(store.get(key)))
         else:

@@ -13,9 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
 from attrs import define, field
 
 from runtime.kernels import KERNELS, catalog
@@ -36,6 +35,9 @@ from sweep_sdk.layout import Layout
 from sweep_sdk.query import LocalQueryEngine, named_query, placeholders
 from sweep_sdk.status import RunStatus
 from sweep_sdk.tables import points_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_DATA_DIR = ".sweep"
 

@@ -101,9 +101,10 @@ class OutcomeIndex:
             ) -> pa.Table:
                 wanted = [key for key in missing if key in supplied]
                 taken = rows.take([supplied[key] for key in wanted])
-                for name in OUTCOMES.partitions:
-                    values = [_partition_values(key)[name.name] for key in wanted]
-                    taken = taken.append_column(name.name, pa.array(values, pa.string()))
+                values = [_partition_values(key) for key in wanted]
+                for column in OUTCOMES.partitions:
+                    names = pa.array([v[column.name] for v in values], pa.string())
+                    taken = taken.append_column(column.name, names)
                 return _stamped(taken.cast(self.schema), wanted, objects)
 
             if objects:

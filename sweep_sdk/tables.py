@@ -7,22 +7,28 @@ doubles, strings and millisecond UTC timestamps; partition columns live in the p
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pyarrow as pa
 from attrs import frozen
 
 from sweep_sdk.kernel_spec import KernelSpec
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where a schema is built: submitting a run (the CLI, the parent) declares
+# tables without building one, and would pay a sixth of a second to import it.
+
 ColumnType = Literal["int32", "int64", "double", "string", "timestamp"]
 
-_ARROW: dict[ColumnType, pa.DataType] = {
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "double": pa.float64(),
-    "string": pa.string(),
-    "timestamp": pa.timestamp("ms", tz="UTC"),
+_ARROW: dict[ColumnType, tuple[str, tuple[str, ...]]] = {
+    "int32": ("int32", ()),
+    "int64": ("int64", ()),
+    "double": ("float64", ()),
+    "string": ("string", ()),
+    "timestamp": ("timestamp", ("ms", "UTC")),
 }
+"""The pyarrow type factory of each column type, and its arguments."""
 _ATHENA: dict[ColumnType, str] = {
     "int32": "int",
     "int64": "bigint",
@@ -40,7 +46,11 @@ class Column:
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return _ARROW[self.type]
+        import pyarrow as pa
+
+        factory, args = _ARROW[self.type]
+        data_type: pa.DataType = getattr(pa, factory)(*args)
+        return data_type
 
     @property
     def athena_type(self) -> str:
@@ -58,11 +68,15 @@ class Table:
     @property
     def arrow_schema(self) -> pa.Schema:
         """The schema of the Parquet files (partition columns excluded)."""
+        import pyarrow as pa
+
         return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
 
     @property
     def full_arrow_schema(self) -> pa.Schema:
         """The schema a reader sees: file columns, then partition columns."""
+        import pyarrow as pa
+
         return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns + self.partitions])
 
 

@@ -7,13 +7,13 @@ bounds, NaN/Inf, and the size of the run against the configured limits.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
 from attrs import frozen
 
 from sweep_sdk.contract import Axis, Interval, Linspace, Problem, SweepRequest
@@ -22,6 +22,9 @@ from sweep_sdk.kernel_spec import KernelCatalog, KernelSpec, ParamSpec
 from sweep_sdk.planning import shard_count_for
 from sweep_sdk.schema import request_json_schema
 from sweep_sdk.space import point_count
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -82,7 +85,13 @@ def _default_catalog() -> KernelCatalog:
 # Two validators of the one generated schema: the compiled one answers "valid?" in tens of
 # microseconds; the reference one, used only on invalid input, lists every error with its path.
 _FAST = fastjsonschema.compile(request_json_schema())
-_VALIDATOR = jsonschema.Draft4Validator(request_json_schema())
+
+
+@functools.cache
+def _reference_validator() -> jsonschema.Draft4Validator:
+    import jsonschema  # a twentieth of a second to import, paid by invalid input only
+
+    return jsonschema.Draft4Validator(request_json_schema())
 
 
 def schema_problems(raw: Any) -> list[Problem]:
@@ -93,7 +102,7 @@ def schema_problems(raw: Any) -> list[Problem]:
     except fastjsonschema.JsonSchemaException:
         pass
     problems: list[Problem] = []
-    for error in _VALIDATOR.iter_errors(raw):
+    for error in _reference_validator().iter_errors(raw):
         problems.extend(_explain(error))
     return sorted(set(problems), key=lambda p: (p.path, p.message))
 
