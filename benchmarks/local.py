@@ -3,7 +3,8 @@ Lithops, on one CPU-bound sweep of ~100 ms shards; every competitor runs as a wh
 (interpreter start to exit), interleaved, best of ``rounds``.
 
 - ideal: the sum over the shards of their pure computation (decode + kernel), measured one
-  after another in a fresh worker-like process, divided by the number of workers;
+  after another in a fresh worker-like process, or the time our workers spent inside the
+  shards if that is smaller (a shared VM slows either now and then), divided by the workers;
 - ours: ``sweep run SPEC --wait --workers N`` (validation, manifest, detached pool, Parquet
   points and outcome records for every shard, status polling until settled);
 - bare pool: ``concurrent.futures.ProcessPoolExecutor`` over the same shards, storing nothing;
@@ -67,9 +68,12 @@ def run(
                 assert int(out) == shards * points_per_shard
                 line += f", Lithops {lithops_s:.2f} s"
             say(line)
-    ideal = best["pure"] / workers
     ours, bare = best["ours"], best["bare"]
     start, tail, busy = timeline
+    # The same computation is timed twice: alone in a fresh interpreter (the pure sum) and
+    # inside our workers (plus each shard's writes). On a shared VM either can be the slower;
+    # the smaller one makes the ideal the hardest to meet, and our wall can never beat it.
+    ideal = min(best["pure"], busy) / workers
     say(f"  best `sweep run`: {start:.2f} s from launch to the first shard started (CLI, runner "
         f"and worker start-up), {tail:.2f} s from the last shard finished to exit; the workers "
         f"spent {busy:.2f} s (summed) inside shards, against {best['pure']:.2f} s of pure "
@@ -78,7 +82,8 @@ def run(
     figures = [
         show(Figure(
             "1", f"`sweep run` vs ideal ({shards} shards of {shard_ms:.0f} ms, {workers} workers)",
-            f"efficiency {ideal / ours:.3f} (ideal {ideal:.2f} s, ours {ours:.2f} s)",
+            f"efficiency {ideal / ours:.3f} (ideal {ideal:.2f} s = min(pure sum "
+            f"{best['pure']:.2f} s, in-shard time {busy:.2f} s) / {workers}; ours {ours:.2f} s)",
             "≥ 0.90", ideal / ours >= 0.90,
         )),
         show(Figure(

@@ -3,6 +3,7 @@ its peak memory on one 10^6-point shard, which batching (``WorkerDeps.batch_poin
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import time
@@ -66,7 +67,8 @@ def _one_big_shard(points: int) -> Figure:
         t0 = time.perf_counter()
         process.stdin.write(TaskCodec().encode(task))
         process.stdin.flush()
-        status = process.stdout.readline().decode().strip()
+        report = process.stdout.readline().decode().strip()  # the outcome, as JSON
+        status = json.loads(report)["status"] if report != "-" else "failure"
         elapsed = time.perf_counter() - t0
         peak = peak_rss_mb(process.pid)
         process.stdin.close()

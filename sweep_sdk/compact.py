@@ -1,6 +1,7 @@
 """Compaction: a settled run's shard objects rewritten as a few large Parquet files.
 
-A run of 10,000 shards leaves 20,000 small Parquet objects; every query opens each of them.
+A run of 10,000 shards leaves 20,000 small Parquet objects; Athena opens each one a query
+reads (locally, the outcome index spares the outcome objects, but not the points objects).
 ``compact_run`` rewrites each partition of a run — its points
 (``points/<kernel>/run_date=…/run_id=…/``) and its success and failure outcomes
 (``outcomes/…/status=success/`` and ``status=failure/``) — into ``compacted-0001.parquet``,
