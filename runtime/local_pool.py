@@ -18,7 +18,6 @@ import argparse
 import collections
 import contextlib
 import json
-import logging
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
@@ -158,6 +157,8 @@ def _index_reports(root: str, layout: Layout, reports: Sequence[bytes]) -> None:
         ]
         OutcomeIndex(Path(root), layout).record(keys, outcome_table(outcomes))
     except Exception:  # a cache: a query reads whatever objects the index lacks
+        import logging
+
         logging.getLogger(__name__).warning("outcome index not updated", exc_info=True)
 
 
