@@ -19,6 +19,7 @@ folder's ``.local`` area, so the results layout stays exactly that of the bucket
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -69,17 +70,13 @@ class OutcomeIndex:
     ) -> pa.Table:
         """Every outcome row of ``run_ids`` (of every run if None), as the objects hold them now:
         file columns, then partition columns, as the ``outcomes`` table has them."""
+        if con is None:
+            import duckdb
+
+            con = duckdb.connect()
         parts = []
         for partition, objects in self._runs(run_ids):
-
-            def from_objects(keys: list[str], objects: Objects = objects) -> pa.Table:
-                nonlocal con
-                if con is None:
-                    import duckdb
-
-                    con = duckdb.connect()
-                return self._read_objects(con, keys, objects)
-
+            from_objects = functools.partial(self._read_objects, con, objects=objects)
             rows = self._update(partition, objects, from_objects)
             parts.append(rows.drop_columns(_STAMP_NAMES))
         return pa.concat_tables(parts) if parts else self.schema.empty_table()
