@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SHARD_TIMEOUT = 900.0  # Lambda's maximum
 _HARD_LIMIT_GRACE = 5.0  # beyond the soft deadline the worker checks itself
+_QUEUED_LINE_MAX = 16 * 1024  # two tasks in a pipe stay well inside its 64 KiB
 
 
 class TaskCodec:
@@ -187,8 +188,10 @@ class _Job:
 @define
 class _Worker:
     process: subprocess.Popen[bytes]
-    task: _Job | None = None
-    hard_deadline: float = 0.0
+    # The jobs written to its stdin, in order; the first is the one it runs.
+    jobs: collections.deque[_Job] = field(factory=collections.deque)
+    hard_deadline: float = 0.0  # of the first job
+    _unread: bytes = b""  # the start of a report not yet ended by its newline
 
     @property
     def stdin(self) -> IO[bytes]:
@@ -196,9 +199,22 @@ class _Worker:
         return self.process.stdin
 
     @property
-    def stdout(self) -> IO[bytes]:
+    def reports_fd(self) -> int:
         assert self.process.stdout is not None
-        return self.process.stdout
+        return self.process.stdout.fileno()
+
+    def read_reports(self) -> list[bytes] | None:
+        """The reports it has finished writing, or None once its stdout has ended.
+
+        One unbuffered read of what is there: a buffered ``readline`` could take two reports
+        from the pipe and return one, and the pipe, then empty, would not wake the supervisor
+        for the other.
+        """
+        data = os.read(self.reports_fd, 1 << 16)
+        if not data:
+            return None
+        *reports, self._unread = (self._unread + data).split(b"\n")
+        return reports
 
 
 @define
@@ -209,6 +225,7 @@ class WorkerPool:
     layout: Layout
     workers: int = field(factory=lambda: os.cpu_count() or 1)
     shard_timeout: float = DEFAULT_SHARD_TIMEOUT
+    hard_limit_grace: float = _HARD_LIMIT_GRACE
     _pending: collections.deque[_Job] = field(factory=collections.deque)
     _lock: threading.Lock = field(factory=threading.Lock)
     _supervisor: threading.Thread | None = None
@@ -244,7 +261,7 @@ class WorkerPool:
         return [w.process.pid for w in self._pool]
 
     def busy_pids(self) -> list[int]:
-        return [w.process.pid for w in self._pool if w.task is not None]
+        return [w.process.pid for w in self._pool if w.jobs]
 
     # --- the supervisor thread ------------------------------------------------------------
 
@@ -253,7 +270,7 @@ class WorkerPool:
             while True:
                 with self._lock:
                     self._assign()
-                    ended = not self._pending and all(w.task is None for w in self._pool)
+                    ended = not self._pending and not any(w.jobs for w in self._pool)
                     if ended:
                         self._stop_workers()
                         reports, self._reports = self._reports, []
@@ -273,20 +290,37 @@ class WorkerPool:
             raise
 
     def _assign(self) -> None:
+        # An idle worker (or a new one, up to the limit) gets the next job. While more jobs wait
+        # than there are workers, a busy worker also gets its next one queued in its pipe, so it
+        # starts that the moment it reports the last instead of waiting for this thread (about
+        # a millisecond a shard). Near the end of a batch no job queues behind another, which
+        # may be far longer than the rest; nor does a long line, which could fill the pipe.
         while self._pending:
-            worker = next((w for w in self._pool if w.task is None), None)
+            worker = next((w for w in self._pool if not w.jobs), None)
             if worker is None and len(self._pool) < self.workers:
                 worker = self._spawn()
             if worker is None:
-                return
-            job = self._pending.popleft()
-            worker.task = job
-            worker.hard_deadline = time.monotonic() + self.shard_timeout + _HARD_LIMIT_GRACE
-            try:
-                worker.stdin.write(job.line)
-                worker.stdin.flush()
-            except OSError:
-                pass  # it died while idle: reaped as a death with this task, like Lambda would
+                break
+            self._send(worker, self._pending.popleft())
+        for worker in self._pool:
+            if len(self._pending) <= len(self._pool):
+                break
+            if len(worker.jobs) == 1 and len(self._pending[0].line) <= _QUEUED_LINE_MAX:
+                self._send(worker, self._pending.popleft())
+
+    def _send(self, worker: _Worker, job: _Job) -> None:
+        worker.jobs.append(job)
+        if len(worker.jobs) == 1:
+            self._started(worker)
+        try:
+            worker.stdin.write(job.line)
+            worker.stdin.flush()
+        except OSError:
+            pass  # it died: reaped as a death with its first job, like Lambda would
+
+    def _started(self, worker: _Worker) -> None:
+        """Start the hard time limit of the worker's first job."""
+        worker.hard_deadline = time.monotonic() + self.shard_timeout + self.hard_limit_grace
 
     def _spawn(self) -> _Worker:
         # A fresh interpreter per worker, as Lambda runs its own: no fork of a threaded
@@ -302,21 +336,23 @@ class WorkerPool:
         return worker
 
     def _wait_and_reap(self) -> None:
-        busy = [w for w in self._pool if w.task is not None]
+        busy = [w for w in self._pool if w.jobs]
         now = time.monotonic()
         timeout = max(0.0, min((w.hard_deadline for w in busy), default=now + 1.0) - now)
-        ready = mpc.wait([self._wake[0], *(w.stdout.fileno() for w in busy)], timeout=timeout)
+        ready = mpc.wait([self._wake[0], *(w.reports_fd for w in busy)], timeout=timeout)
         with self._lock:
             if self._wake[0] in ready:
                 while self._wake[0].poll():
                     self._wake[0].recv_bytes()
             for w in busy:
-                if w.stdout.fileno() in ready:
-                    report = w.stdout.readline()
-                    if report:
-                        w.task = None
+                if w.reports_fd in ready:
+                    reports = w.read_reports()
+                    for report in reports or ():
+                        w.jobs.popleft()
                         self._reports.append(report)
-                    else:  # end of file: the process is gone
+                        if w.jobs:  # the queued job has started
+                            self._started(w)
+                    if reports is None:  # end of file: the process is gone
                         self._record_death(w, timed_out=False)
                 elif time.monotonic() > w.hard_deadline:
                     w.process.kill()
@@ -330,8 +366,7 @@ class WorkerPool:
     def _record_death(self, w: _Worker, timed_out: bool) -> None:
         from runtime.worker import record_failure
 
-        assert w.task is not None
-        task = w.task.decoded()
+        task = w.jobs.popleft().decoded()
         exitcode = w.process.wait()
         if timed_out:
             code = "TIMEOUT"
@@ -345,6 +380,7 @@ class WorkerPool:
 
         outcome = record_failure(task, code, message, self._deps())
         self._reports.append(dumps(outcome).encode())
+        self._pending.extendleft(reversed(w.jobs))  # queued, never started: run them elsewhere
         self._pool.remove(w)
         _close(w)
 

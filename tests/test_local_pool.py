@@ -1,0 +1,92 @@
+"""The local pool supervises its worker processes the way Lambda does: every shard it is given
+ends with exactly one record, whatever happens to the process running it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from sweep_sdk import Run
+from sweep_sdk.client import EmbeddedTarget
+
+
+def _gbm(spec: dict[str, Any], points: int, paths: int, shard_size: int) -> dict[str, Any]:
+    spec["params"].update(paths=paths, strike=100.0)
+    spec["axes"] = {"sigma": {"linspace": {"start": 0.1, "stop": 0.6, "num": points}}}
+    spec["sharding"] = {"shard_size": shard_size}
+    return spec
+
+
+def _failures(run: Run) -> list[dict[str, Any]]:
+    return [r for r in run.outcomes().to_pylist() if r["status"] == "failure"]
+
+
+def test_reports_that_pile_up_while_the_supervisor_is_busy_all_end_their_shards(
+    tmp_path: Path, gbm_request: dict[str, Any]
+) -> None:
+    # Three shards, one worker: it gets the first and the second queued behind it. Holding the
+    # supervisor until both are done leaves two reports in the pipe and nothing more to come;
+    # one read must end both shards, or the second would be left running forever and the
+    # third never sent.
+    target = EmbeddedTarget.from_env(tmp_path, workers=1)
+    accepted = target.submit(_gbm(gbm_request, points=3, paths=16, shard_size=1))
+    pool = target.invoker.pool  # type: ignore[attr-defined]
+    store, layout = target.store, target.layout
+    deadline = time.monotonic() + 30
+    while not pool.busy_pids() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with pool._lock:  # taken once the supervisor has handed out the first two shards
+        done = [layout.success_key(accepted.run_id, shard) for shard in (0, 1)]
+        while not all(map(store.exists, done)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the reports follow the records
+    assert target.join(30), "the pool never went idle: a worker's report was left unread"
+    status = Run(accepted.run_id, target, accepted).status()
+    assert (status.succeeded, status.failed, status.missing) == (3, 0, 0)
+
+
+def test_a_killed_worker_fails_its_running_shard_and_no_other(
+    tmp_path: Path, gbm_request: dict[str, Any]
+) -> None:
+    # One worker and many shards: besides the shard it runs, the worker holds the next one
+    # queued in its pipe. Killing it fails the first; the queued one runs on its replacement.
+    target = EmbeddedTarget.from_env(tmp_path, workers=1)
+    accepted = target.submit(_gbm(gbm_request, points=8, paths=1_000_000, shard_size=1))
+    run = Run(accepted.run_id, target, accepted)
+    pool = target.invoker.pool  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while not pool.busy_pids() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with pool._lock:  # the supervisor hands out both shards before it lets go
+        os.kill(pool.busy_pids()[0], signal.SIGKILL)
+
+    status = run.wait(timeout=60, progress=False)
+    assert (status.succeeded, status.failed, status.missing) == (7, 1, 0)
+    [died] = _failures(run)
+    assert (died["shard"], died["error_code"]) == (0, "WORKER_DIED")
+    assert run.results().num_rows == 7
+    assert target.join(30)
+
+
+def test_a_shard_past_its_hard_limit_is_killed_and_recorded_as_a_timeout(
+    tmp_path: Path, gbm_request: dict[str, Any]
+) -> None:
+    # One batch of 200 points x 10^6 paths takes seconds: the worker's own deadline check,
+    # between batches, never runs, so the pool must kill it at the hard limit.
+    target = EmbeddedTarget.from_env(tmp_path, workers=1, shard_timeout=3.5)
+    pool = target.invoker.pool  # type: ignore[attr-defined]
+    pool.hard_limit_grace = 0.3
+    accepted = target.submit(_gbm(gbm_request, points=200, paths=1_000_000, shard_size=200))
+    run = Run(accepted.run_id, target, accepted)
+    began = time.monotonic()
+    status = run.wait(timeout=60, progress=False)
+    assert (status.failed, status.missing) == (1, 0)
+    [failure] = _failures(run)
+    assert failure["error_code"] == "TIMEOUT"
+    assert "hard time limit of 3.5 s" in failure["error_message"]
+    assert time.monotonic() - began < 30  # killed, not left to finish
+    assert run.results().num_rows == 0
+    assert target.join(30)
