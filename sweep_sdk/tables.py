@@ -7,6 +7,7 @@ doubles, strings and millisecond UTC timestamps; partition columns live in the p
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Literal
 
 from attrs import frozen
@@ -68,16 +69,21 @@ class Table:
     @property
     def arrow_schema(self) -> pa.Schema:
         """The schema of the Parquet files (partition columns excluded)."""
-        import pyarrow as pa
-
-        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
+        return _arrow_schema(self.columns)
 
     @property
     def full_arrow_schema(self) -> pa.Schema:
         """The schema a reader sees: file columns, then partition columns."""
-        import pyarrow as pa
+        return _arrow_schema(self.columns + self.partitions)
 
-        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns + self.partitions])
+
+@functools.lru_cache(maxsize=64)
+def _arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
+    # Cached: a worker asks twice per shard, and building one costs as much as a small shard's
+    # points. Schemas are immutable, so sharing one is safe.
+    import pyarrow as pa
+
+    return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
 
 
 _RUN_PARTITIONS = (
