@@ -98,7 +98,7 @@ def _run(name: str, args: argparse.Namespace, rounds: int) -> list[Figure]:
         from benchmarks import local
 
         shards = args.shards or (60 if quick else 400)
-        return local.run(shards, 100, 32_000, args.workers, rounds, lithops=not args.no_lithops)
+        return local.run(shards, 100, args.workers, rounds, lithops=not args.no_lithops)
     from benchmarks import scale
 
     if quick:

@@ -62,9 +62,9 @@ def timed(fn: Callable[[], object]) -> Callable[[], float]:
 
 def worker_env() -> dict[str, str]:
     """The environment of a sweep worker (one library thread, this package importable)."""
-    from runtime.local_pool import _child_env
+    from runtime.detached import child_env
 
-    return _child_env()
+    return child_env()
 
 
 def run_command(

@@ -9,7 +9,8 @@ When a batch has ended, the pool puts the outcomes its workers reported (the row
 into the data folder's outcome index, so the first query after a run opens no outcome object.
 
 ``python -m runtime.local_pool`` runs a pool detached from the submitting process (what the CLI
-uses, so ``sweep run`` returns at once and the run survives the terminal).
+uses, so ``sweep run`` returns at once and the run survives the terminal); ``runtime.detached``
+starts it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from attrs import define, field
 
+from runtime.detached import (
+    DEFAULT_SHARD_TIMEOUT,
+    FROM_STDIN,
+    child_env,
+    end_tasks,
+    runner_command,
+    start_runner,
+)
 from runtime.local import LocalStore, utc_now
 from sweep_sdk.layout import Layout
 
@@ -43,7 +52,6 @@ if TYPE_CHECKING:
 # The contract and its converter (attrs classes, cattrs) are imported where a task is encoded or
 # decoded: the detached runner passes task lines through untouched and starts sooner without.
 
-DEFAULT_SHARD_TIMEOUT = 900.0  # Lambda's maximum
 _HARD_LIMIT_GRACE = 5.0  # beyond the soft deadline the worker checks itself
 _QUEUED_LINE_MAX = 16 * 1024  # two tasks in a pipe stay well inside its 64 KiB
 
@@ -129,8 +137,14 @@ def serve_worker(root: str, prefix: str, timeout: float) -> None:
         except Exception as exc:  # a bug, not the kernel's domain: record it, keep serving
             outcome = record_failure(task, "WORKER_ERROR", f"{type(exc).__name__}: {exc}", deps)
             report = dumps(outcome)
-        sys.stdout.write(report + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(report + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The pool's process has ended (a server stopped mid-run): the shard's records
+            # stand, and nobody is left to serve. The exit must not flush into the pipe again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
 
 
 _NO_OUTCOME = "-"
@@ -186,35 +200,38 @@ class _Job:
 
 
 @define
+class _LineReader:
+    """Whole lines from a pipe as they arrive, for a caller that waits on the pipe itself.
+
+    One unbuffered read of what is there per call: a buffered ``readline`` could take two
+    lines from the pipe and return one, and the pipe, then empty, would not wake the caller
+    for the other.
+    """
+
+    fd: int
+    _rest: bytes = b""  # the start of a line not yet ended by its newline
+
+    def read(self) -> list[bytes] | None:
+        """The lines ended since the last call (maybe none), or None once the pipe has ended."""
+        data = os.read(self.fd, 1 << 16)
+        if not data:
+            return None
+        *lines, self._rest = (self._rest + data).split(b"\n")
+        return lines
+
+
+@define
 class _Worker:
     process: subprocess.Popen[bytes]
+    reports: _LineReader
     # The jobs written to its stdin, in order; the first is the one it runs.
     jobs: collections.deque[_Job] = field(factory=collections.deque)
     hard_deadline: float = 0.0  # of the first job
-    _unread: bytes = b""  # the start of a report not yet ended by its newline
 
     @property
     def stdin(self) -> IO[bytes]:
         assert self.process.stdin is not None
         return self.process.stdin
-
-    @property
-    def reports_fd(self) -> int:
-        assert self.process.stdout is not None
-        return self.process.stdout.fileno()
-
-    def read_reports(self) -> list[bytes] | None:
-        """The reports it has finished writing, or None once its stdout has ended.
-
-        One unbuffered read of what is there: a buffered ``readline`` could take two reports
-        from the pipe and return one, and the pipe, then empty, would not wake the supervisor
-        for the other.
-        """
-        data = os.read(self.reports_fd, 1 << 16)
-        if not data:
-            return None
-        *reports, self._unread = (self._unread + data).split(b"\n")
-        return reports
 
 
 @define
@@ -233,6 +250,7 @@ class WorkerPool:
     _idle: threading.Event = field(factory=_set_event)  # idle until the first submit
     _pool: list[_Worker] = field(factory=list)
     _reports: list[bytes] = field(factory=list)  # of the tasks ended since the last index
+    _held: bool = False  # warm: workers kept while no task is pending, until release()
 
     def submit(self, tasks: Sequence[ShardTask]) -> None:
         codec = TaskCodec()
@@ -242,16 +260,34 @@ class WorkerPool:
         """Tasks already encoded as JSON lines (what ``DetachedLocalInvoker`` spools)."""
         self._enqueue(_Job(line if line.endswith(b"\n") else line + b"\n") for line in lines)
 
+    def warm_up(self) -> None:
+        """Start every worker now and keep the pool until ``release``, so that tasks about to
+        arrive find the workers imported and waiting; ``join`` waits for the release too."""
+        with self._lock:
+            self._held = True
+            while len(self._pool) < self.workers:
+                self._spawn()
+            self._wake_supervisor()
+
+    def release(self) -> None:
+        """No more tasks are coming: the pool stops its workers once those given have ended."""
+        with self._lock:
+            self._held = False
+            self._wake_supervisor()
+
     def _enqueue(self, jobs: Iterable[_Job]) -> None:
         with self._lock:
             self._pending.extend(jobs)
-            self._idle.clear()
-            if self._supervisor is None or not self._supervisor.is_alive():
-                # not a daemon: a script that submits and exits still finishes its run
-                self._supervisor = threading.Thread(target=self._supervise, name="sweep-supervisor")
-                self._supervisor.start()
-            else:
-                self._wake[1].send(b"")
+            self._wake_supervisor()
+
+    def _wake_supervisor(self) -> None:
+        self._idle.clear()
+        if self._supervisor is None or not self._supervisor.is_alive():
+            # not a daemon: a script that submits and exits still finishes its run
+            self._supervisor = threading.Thread(target=self._supervise, name="sweep-supervisor")
+            self._supervisor.start()
+        else:
+            self._wake[1].send(b"")
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every submitted task has ended; False if ``timeout`` passed first."""
@@ -270,7 +306,7 @@ class WorkerPool:
             while True:
                 with self._lock:
                     self._assign()
-                    ended = not self._pending and not any(w.jobs for w in self._pool)
+                    ended = not (self._pending or self._held or any(w.jobs for w in self._pool))
                     if ended:
                         self._stop_workers()
                         reports, self._reports = self._reports, []
@@ -281,7 +317,7 @@ class WorkerPool:
                 # (a task submitted meanwhile gets new workers).
                 _index_reports(self.root, self.layout, reports)
                 with self._lock:
-                    if not self._pending:
+                    if not (self._pending or self._held):
                         self._idle.set()
                         self._supervisor = None
                         return
@@ -329,9 +365,10 @@ class WorkerPool:
             [sys.executable, "-m", "runtime.local_pool", "--serve-worker",
              "--data-dir", self.root, "--prefix", self.layout.prefix,
              "--shard-timeout", str(self.shard_timeout)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env(),
         )  # fmt: skip
-        worker = _Worker(process)
+        assert process.stdout is not None
+        worker = _Worker(process, _LineReader(process.stdout.fileno()))
         self._pool.append(worker)
         return worker
 
@@ -339,14 +376,14 @@ class WorkerPool:
         busy = [w for w in self._pool if w.jobs]
         now = time.monotonic()
         timeout = max(0.0, min((w.hard_deadline for w in busy), default=now + 1.0) - now)
-        ready = mpc.wait([self._wake[0], *(w.reports_fd for w in busy)], timeout=timeout)
+        ready = mpc.wait([self._wake[0], *(w.reports.fd for w in busy)], timeout=timeout)
         with self._lock:
             if self._wake[0] in ready:
                 while self._wake[0].poll():
                     self._wake[0].recv_bytes()
             for w in busy:
-                if w.reports_fd in ready:
-                    reports = w.read_reports()
+                if w.reports.fd in ready:
+                    reports = w.reports.read()
                     for report in reports or ():
                         w.jobs.popleft()
                         self._reports.append(report)
@@ -403,22 +440,6 @@ def _close(w: _Worker) -> None:
                 stream.close()
 
 
-# Parallelism comes from the worker processes, one per core: a library thread pool inside each
-# (OpenBLAS, OpenMP) would oversubscribe the cores and, spinning, slow every worker many times.
-_ONE_THREAD = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
-
-
-def _child_env() -> dict[str, str]:
-    """The environment of a worker: ours, one library thread, this package importable."""
-    root = str(Path(__file__).resolve().parents[1])
-    path = os.environ.get("PYTHONPATH")
-    return {
-        **os.environ,
-        **_ONE_THREAD,
-        "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}",
-    }
-
-
 def _describe_exit(code: int | None) -> str:
     if code is not None and code < 0:
         name = signal.Signals(-code).name
@@ -448,6 +469,15 @@ class DetachedLocalInvoker:
     layout: Layout
     workers: int = field(factory=lambda: os.cpu_count() or 1)
     shard_timeout: float = DEFAULT_SHARD_TIMEOUT
+    runner: subprocess.Popen[bytes] | None = None
+    """A runner started early (``command(FROM_STDIN)``): the tasks go to its stdin, which its
+    starter closes (``end_tasks``) when no more are coming."""
+
+    def command(self, tasks: str) -> list[str]:
+        """The command line of a runner with this invoker's settings."""
+        return runner_command(
+            self.root, self.layout.prefix, self.workers, self.shard_timeout, tasks
+        )
 
     def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
         raise NotImplementedError("a local pool takes every task directly (Fanout.local)")
@@ -455,21 +485,25 @@ class DetachedLocalInvoker:
     def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
         if not tasks:
             return
+        codec = TaskCodec()
+        lines = b"".join(codec.encode(t) for t in tasks)
+        runner = self.runner
+        if runner is not None and runner.stdin is not None:
+            if runner.args == self.command(FROM_STDIN):
+                try:
+                    runner.stdin.write(lines)
+                    runner.stdin.flush()
+                    return
+                except OSError:
+                    pass  # it has gone: a runner of its own takes the tasks (a task the first
+                    # had already run keeps its one record: records are written once)
+            end_tasks(runner)  # started with other settings: it ends with no task
+            self.runner = None
         spool = Path(self.root) / ".local" / "queue"
         spool.mkdir(parents=True, exist_ok=True)
-        name = uuid.uuid4().hex
-        batch = spool / f"{name}.jsonl"
-        codec = TaskCodec()
-        batch.write_bytes(b"".join(codec.encode(t) for t in tasks))
-        log = Path(self.root) / ".local" / f"runner-{name}.log"
-        with open(log, "ab") as out:
-            subprocess.Popen(
-                [sys.executable, "-m", "runtime.local_pool", "--data-dir", self.root,
-                 "--prefix", self.layout.prefix, "--workers", str(self.workers),
-                 "--shard-timeout", str(self.shard_timeout), "--tasks", str(batch)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                env=_child_env(),
-            )  # fmt: skip
+        batch = spool / f"{uuid.uuid4().hex}.jsonl"
+        batch.write_bytes(lines)
+        start_runner(self.command(str(batch)), self.root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -478,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--shard-timeout", type=float, default=DEFAULT_SHARD_TIMEOUT)
-    parser.add_argument("--tasks", type=Path)
+    parser.add_argument("--tasks", help=f"a file of task lines, or {FROM_STDIN} for stdin")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_worker:
@@ -488,12 +522,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--tasks is required")
     # The lines go to the workers as they are: this process decodes a task only if its worker
     # dies (to record the failure), so it takes no CPU from them.
-    lines = [line for line in args.tasks.read_bytes().splitlines() if line.strip()]
     pool = WorkerPool(args.data_dir, Layout(args.prefix), args.workers, args.shard_timeout)
-    pool.submit_lines(lines)
+    if args.tasks == FROM_STDIN:
+        pool.warm_up()
+        for lines in _lines_until_eof(sys.stdin.fileno()):
+            pool.submit_lines(lines)
+        pool.release()
+        pool.join()
+        return 0
+    tasks = Path(args.tasks)
+    pool.submit_lines(line for line in tasks.read_bytes().splitlines() if line.strip())
     pool.join()
-    args.tasks.unlink()
+    tasks.unlink()
     return 0
+
+
+def _lines_until_eof(fd: int) -> Iterator[list[bytes]]:
+    reader = _LineReader(fd)
+    while (lines := reader.read()) is not None:
+        if lines := [line for line in lines if line.strip()]:
+            yield lines
 
 
 if __name__ == "__main__":

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sweep_sdk.client import Run, SubmitError, Target, resolve_target
-from sweep_sdk.convert import ContractError
-from sweep_sdk.planning import plan_shards
-from sweep_sdk.query import QUERY_NAMES, QueryError, named_query
-from sweep_sdk.schema import request_json_schema
-from sweep_sdk.space import point_count
-from sweep_sdk.status import RunStatus
-from sweep_sdk.validation import parse_request
+from sweep_sdk.query import QUERY_NAMES, QueryError
+
+if TYPE_CHECKING:
+    from runtime.detached import StartedRunner
+    from sweep_sdk.client import Run, Target
+    from sweep_sdk.status import RunStatus
+
+# Each command imports what it needs: ``sweep run`` starts the embedded target's runner first,
+# so that the runner and its workers start up while the command validates and plans.
 
 
 class UserError(Exception):
@@ -33,14 +36,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
-    except ContractError as exc:
+    except Exception as exc:
+        code = _user_error(exc)
+        if code is None:
+            raise
+        return code
+
+
+def _user_error(exc: Exception) -> int | None:
+    """Print a mistake the user can fix and return the exit code; None for anything else."""
+    from sweep_sdk.client import SubmitError
+    from sweep_sdk.convert import ContractError
+
+    if isinstance(exc, ContractError):
         print("invalid sweep request:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    except (UserError, SubmitError, LookupError, QueryError, TimeoutError) as exc:
+    if isinstance(exc, UserError | SubmitError | LookupError | QueryError | TimeoutError):
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,11 +176,17 @@ def read_spec(path: Path) -> Any:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from sweep_sdk.schema import request_json_schema
+
     print(json.dumps(request_json_schema(), indent=2))
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from sweep_sdk.planning import plan_shards
+    from sweep_sdk.space import point_count
+    from sweep_sdk.validation import parse_request
+
     request = parse_request(read_spec(args.spec))
     points = point_count(request)
     plan = plan_shards(points, request.sharding)
@@ -186,23 +208,61 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target(args: argparse.Namespace) -> Target:
+def _target(args: argparse.Namespace, runner: subprocess.Popen[bytes] | None = None) -> Target:
+    from sweep_sdk.client import resolve_target
+
     # Detached: embedded workers live in their own process, so this command may exit (or be
     # interrupted while waiting) without stopping the run.
     return resolve_target(
-        args.target, data_dir=args.data_dir, workers=getattr(args, "workers", None), detach=True
+        args.target, data_dir=args.data_dir, workers=getattr(args, "workers", None), detach=True,
+        runner=runner,
+    )  # fmt: skip
+
+
+def _early_runner(args: argparse.Namespace) -> StartedRunner | None:
+    """The embedded target's runner, started before this command imports what validation and
+    planning need; the tasks follow on its stdin. None for a remote target."""
+    from runtime.detached import (
+        DEFAULT_SHARD_TIMEOUT,
+        FROM_STDIN,
+        data_dir_from_env,
+        embedded_chosen,
+        runner_command,
+        start_runner,
     )
+    from sweep_sdk.layout import Layout
+
+    if not embedded_chosen(args.target, args.data_dir):
+        return None
+    root = str(data_dir_from_env(args.data_dir))
+    workers = args.workers or os.cpu_count() or 1
+    # The same settings as the target's invoker, which checks them and otherwise starts its own.
+    command = runner_command(root, Layout().prefix, workers, DEFAULT_SHARD_TIMEOUT, FROM_STDIN)
+    return start_runner(command, root)
 
 
 def _open(args: argparse.Namespace) -> Run:
+    from sweep_sdk.client import Run
+
     run = Run(args.run_id, _target(args))
     _ = run.manifest
     return run
 
 
 def _run(args: argparse.Namespace) -> int:
-    target = _target(args)
-    accepted = target.submit(read_spec(args.spec))
+    spec = read_spec(args.spec)
+    runner = _early_runner(args)
+    try:
+        target = _target(args, runner.process if runner else None)
+        accepted = target.submit(spec)
+    except BaseException:
+        if runner is not None:
+            runner.discard()
+        raise
+    if runner is not None:
+        runner.end_tasks()  # no more: it ends once those it has are done (none: at once)
+    from sweep_sdk.client import Run
+
     run = Run(accepted.run_id, target, accepted)
     if not args.json:
         print(
@@ -270,6 +330,8 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from sweep_sdk.query import named_query
+
     run = _open(args)
     table = run.query(named_query(args.name) if args.name else args.sql)
     if args.json:

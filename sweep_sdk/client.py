@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import define, field
 
+from runtime.detached import DEFAULT_SHARD_TIMEOUT, data_dir_from_env, embedded_chosen
 from runtime.kernels import KERNELS, catalog
 from runtime.local import LocalStore, random_token, utc_now
-from runtime.local_pool import DEFAULT_SHARD_TIMEOUT, DetachedLocalInvoker, LocalInvoker, WorkerPool
+from runtime.local_pool import DetachedLocalInvoker, LocalInvoker, WorkerPool
 from runtime.parent import (
     Fanout,
     ParentDeps,
@@ -38,8 +40,6 @@ from sweep_sdk.tables import points_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-DEFAULT_DATA_DIR = ".sweep"
 
 
 class SubmitError(RuntimeError):
@@ -90,14 +90,15 @@ class EmbeddedTarget:
     detach: bool = False
     shard_timeout: float | None = None
     layout: Layout = field(factory=Layout)
+    runner: subprocess.Popen[bytes] | None = None
+    """With ``detach``: a runner started early (see ``runtime.detached``) that takes the tasks."""
     _invoker: LocalInvoker | DetachedLocalInvoker | None = None
 
     @classmethod
     def from_env(
         cls, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any
     ) -> EmbeddedTarget:
-        chosen = data_dir or os.environ.get("SWEEP_DATA_DIR") or DEFAULT_DATA_DIR
-        return cls(Path(chosen).resolve(), **kwargs)
+        return cls(data_dir_from_env(data_dir), **kwargs)
 
     @property
     def store(self) -> LocalStore:
@@ -115,7 +116,9 @@ class EmbeddedTarget:
             timeout = self.shard_timeout or DEFAULT_SHARD_TIMEOUT
             root = str(self.data_dir)
             if self.detach:
-                self._invoker = DetachedLocalInvoker(root, self.layout, workers, timeout)
+                self._invoker = DetachedLocalInvoker(
+                    root, self.layout, workers, timeout, self.runner
+                )
             else:
                 self._invoker = LocalInvoker(WorkerPool(root, self.layout, workers, timeout))
         return self._invoker
@@ -320,16 +323,13 @@ def resolve_target(
     **embedded: Any,
 ) -> Target:
     """The target ``target`` names; see ``submit``."""
-    if target is None or target == "embedded":
-        remote = None
-        if target is None and data_dir is None:
-            from sweep_sdk.cloud import RemoteConfig
+    if embedded_chosen(target, data_dir):
+        return EmbeddedTarget.from_env(data_dir, **embedded)
+    if target is None:
+        from sweep_sdk.cloud import RemoteConfig, RemoteTarget
 
-            remote = RemoteConfig.from_env()
-        if remote is None:
-            return EmbeddedTarget.from_env(data_dir, **embedded)
-        from sweep_sdk.cloud import RemoteTarget
-
+        remote = RemoteConfig.from_env()
+        assert remote is not None  # SWEEP_API_URL is set, or the embedded target was chosen
         return RemoteTarget.from_config(remote)
     if isinstance(target, str | os.PathLike):
         from sweep_sdk.cloud import RemoteConfig, RemoteTarget

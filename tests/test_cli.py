@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -80,6 +81,23 @@ def test_invalid_spec_lists_every_problem_without_a_traceback(tmp_path: Path) ->
     assert "$.axes.sigma.linspace.num: must be >= 1" in done.stderr
     assert "$.seed: must be an integer" in done.stderr
     assert not (tmp_path / "data").exists()
+    # The runner `sweep run` starts before it validates stops too, with its workers.
+    deadline = time.monotonic() + 30
+    while _processes_naming(str(tmp_path / "data")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_naming(str(tmp_path / "data")) == []
+
+
+def _processes_naming(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # it ended meanwhile
+        if text.encode() in args:
+            found.append(cmdline.parent.name)
+    return found
 
 
 def test_user_errors_are_one_line_on_stderr(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.detached import DEFAULT_SHARD_TIMEOUT, FROM_STDIN, runner_command, start_runner
+from runtime.local_pool import WorkerPool
 from sweep_sdk import Run
 from sweep_sdk.client import EmbeddedTarget
 
@@ -90,3 +92,69 @@ def test_a_shard_past_its_hard_limit_is_killed_and_recorded_as_a_timeout(
     assert time.monotonic() - began < 30  # killed, not left to finish
     assert run.results().num_rows == 0
     assert target.join(30)
+
+
+def test_a_warm_pool_starts_its_workers_first_and_keeps_them_until_released(
+    tmp_path: Path, gbm_request: dict[str, Any]
+) -> None:
+    # What the runner of `sweep run` does: workers start while the tasks are still being
+    # planned, and tasks arriving in several batches all run on those same workers.
+    captured = EmbeddedTarget.from_env(tmp_path / "plan")
+    capture = _Capture()
+    captured._invoker = capture  # type: ignore[assignment]
+    captured.submit(_gbm(gbm_request, points=6, paths=16, shard_size=1))
+    tasks = capture.tasks
+
+    pool = WorkerPool(str(tmp_path / "plan"), captured.layout, workers=2)
+    pool.warm_up()
+    started = sorted(pool.worker_pids())
+    assert len(started) == 2
+    pool.submit(tasks[:3])
+    assert not pool.join(1.0), "the pool let go of its workers before release()"
+    assert sorted(pool.worker_pids()) == started
+    pool.submit(tasks[3:])
+    pool.release()
+    assert pool.join(30)
+    assert pool.worker_pids() == []
+    store, layout = captured.store, captured.layout
+    assert all(store.exists(layout.success_key(t.run_id, t.shard)) for t in tasks)
+
+
+def test_an_early_runner_with_other_settings_ends_and_the_tasks_still_run(
+    tmp_path: Path, gbm_request: dict[str, Any]
+) -> None:
+    root = str(tmp_path.resolve())
+    early = start_runner(runner_command(root, "results", 3, 60.0, FROM_STDIN), root)
+    target = EmbeddedTarget.from_env(tmp_path, workers=1, detach=True, runner=early.process)
+    accepted = target.submit(_gbm(gbm_request, points=4, paths=16, shard_size=1))
+    assert early.process.wait(30) == 0  # told no task will come, it stopped its workers
+    status = Run(accepted.run_id, target, accepted).wait(timeout=60, progress=False)
+    assert (status.succeeded, status.failed, status.missing) == (4, 0, 0)
+
+
+def test_tasks_for_an_early_runner_that_has_died_go_to_a_new_one(
+    tmp_path: Path, gbm_request: dict[str, Any]
+) -> None:
+    root = str(tmp_path.resolve())
+    early = start_runner(
+        runner_command(root, "results", 1, DEFAULT_SHARD_TIMEOUT, FROM_STDIN), root
+    )
+    early.process.kill()
+    early.process.wait(30)
+    target = EmbeddedTarget.from_env(tmp_path, workers=1, detach=True, runner=early.process)
+    accepted = target.submit(_gbm(gbm_request, points=4, paths=16, shard_size=1))
+    status = Run(accepted.run_id, target, accepted).wait(timeout=60, progress=False)
+    assert (status.succeeded, status.failed, status.missing) == (4, 0, 0)
+
+
+class _Capture:
+    """An invoker that keeps the tasks it is given."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Any] = []
+
+    def invoke_async(self, tasks: Any) -> None:
+        self.tasks.extend(tasks)
+
+    def dispatch_async(self, slices: Any) -> None:
+        raise NotImplementedError
