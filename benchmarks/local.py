@@ -29,17 +29,20 @@ SHARD_MS = 100.0  # the issue's "~100 ms shards"
 def calibrated_paths(points_per_shard: int, target_ms: float = SHARD_MS) -> int:
     """Paths per point that make one shard take about ``target_ms`` on this CPU.
 
-    Timed like the ideal (a fresh interpreter, shards one after another), on 8 shards with
-    32,000 paths, best of 3; rounded to a thousand paths.
+    Timed like the ideal (a fresh interpreter, shards one after another), 8 shards, best of 3;
+    twice, the second time at the first estimate, since the cost per path falls as the paths
+    grow (per-point set-up). Rounded to a thousand paths.
     """
-    probe_paths, probe_shards = 32_000, 8
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = write_spec(gbm_spec(probe_shards, points_per_shard, probe_paths), Path(tmp))
-        seconds = min(
-            float(run_command(python("-m", "benchmarks.workloads", str(spec)))[1]) for _ in range(3)
-        )
-    shard_ms = seconds / probe_shards * 1000
-    return max(1000, int(round(probe_paths * target_ms / shard_ms, -3)))
+    paths = 32_000
+    for _ in range(2):
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = write_spec(gbm_spec(8, points_per_shard, paths), Path(tmp))
+            seconds = min(
+                float(run_command(python("-m", "benchmarks.workloads", str(spec)))[1])
+                for _ in range(3)
+            )
+        paths = max(1000, int(round(paths * target_ms / (seconds / 8 * 1000), -3)))
+    return paths
 
 
 def run(
