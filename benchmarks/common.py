@@ -68,12 +68,15 @@ def worker_env() -> dict[str, str]:
 
 
 def run_command(
-    args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 3600
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600,
+    cwd: Path = ROOT,
 ) -> tuple[float, str]:
     """Wall time of a whole command, from launch to exit, and its standard output."""
     t0 = time.perf_counter()
     done = subprocess.run(
-        list(args), env=dict(env or worker_env()), cwd=ROOT, capture_output=True, text=True,
+        list(args), env=dict(env or worker_env()), cwd=cwd, capture_output=True, text=True,
         timeout=timeout, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - t0
