@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_error(exc: Exception) -> int | None:
     """Print a mistake the user can fix and return the exit code; None for anything else."""
+    if isinstance(exc, UserError | LookupError | QueryError | TimeoutError):
+        print(f"sweep: {exc}", file=sys.stderr)  # a missing file imports nothing more
+        return 2
     from sweep_sdk.client import SubmitError
     from sweep_sdk.convert import ContractError
 
@@ -53,7 +56,7 @@ def _user_error(exc: Exception) -> int | None:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    if isinstance(exc, UserError | SubmitError | LookupError | QueryError | TimeoutError):
+    if isinstance(exc, SubmitError):
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
     return None
