@@ -76,14 +76,18 @@ def test_a_killed_worker_fails_its_running_shard_and_no_other(
 def test_a_shard_past_its_hard_limit_is_killed_and_recorded_as_a_timeout(
     tmp_path: Path, gbm_request: dict[str, Any]
 ) -> None:
-    # One batch of 200 points x 10^6 paths takes seconds: the worker's own deadline check,
-    # between batches, never runs, so the pool must kill it at the hard limit.
+    # The worker is stopped (SIGSTOP) while it runs its one batch: its own deadline check,
+    # between batches, never runs however fast the machine, so the pool must kill it at the
+    # hard limit.
     target = EmbeddedTarget.from_env(tmp_path, workers=1, shard_timeout=3.5)
     pool = target.invoker.pool  # type: ignore[attr-defined]
     pool.hard_limit_grace = 0.3
     accepted = target.submit(_gbm(gbm_request, points=200, paths=1_000_000, shard_size=200))
     run = Run(accepted.run_id, target, accepted)
     began = time.monotonic()
+    while not pool.busy_pids() and time.monotonic() < began + 30:
+        time.sleep(0.001)
+    os.kill(pool.busy_pids()[0], signal.SIGSTOP)
     status = run.wait(timeout=60, progress=False)
     assert (status.failed, status.missing) == (1, 0)
     [failure] = _failures(run)
