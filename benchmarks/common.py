@@ -62,7 +62,7 @@ def timed(fn: Callable[[], object]) -> Callable[[], float]:
 
 def worker_env() -> dict[str, str]:
     """The environment of a sweep worker (one library thread, this package importable)."""
-    from runtime.detached import child_env
+    from runtime.local.runner import child_env
 
     return child_env()
 
@@ -261,9 +261,9 @@ def _name(pid: int) -> str:
     except OSError:
         return "?"
     text = " ".join(a.decode(errors="replace") for a in args if a)
-    for marker in ("--serve-worker", "runtime.local_pool", "sweep_sdk"):
+    for marker in ("--serve-worker", "runtime.local.pool", "sweep_sdk"):
         if marker in text:
-            return {"--serve-worker": "worker", "runtime.local_pool": "runner"}.get(
+            return {"--serve-worker": "worker", "runtime.local.pool": "runner"}.get(
                 marker, "sweep CLI"
             )
     return text[:40]

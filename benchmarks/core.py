@@ -10,11 +10,11 @@ import time
 import numpy as np
 
 from benchmarks.common import ROOT, Figure, best_of_interleaved, say, show, timed
-from runtime.kernels import KERNELS, evaluate
-from sweep_sdk.contract import Sharding
-from sweep_sdk.planning import plan_shards
-from sweep_sdk.space import PointSpace
-from sweep_sdk.validation import parse_request
+from sweep_core.contract import Sharding
+from sweep_core.kernels import KERNELS, evaluate
+from sweep_core.planning import plan_shards
+from sweep_core.space import PointSpace
+from sweep_core.validation import parse_request
 
 EXAMPLE = ROOT / "examples" / "gbm_grid.json"
 

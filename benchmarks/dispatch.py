@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks.common import Figure, say, show
-from runtime.lambda_invoker import LambdaInvoker
-from runtime.local import LocalStore
-from runtime.parent import Fanout, ParentDeps, handle_dispatch, submit_run
-from sweep_sdk.contract import DispatchSlice
-from sweep_sdk.convert import structure
-from sweep_sdk.layout import Layout
+from runtime.adapters.lambda_invoker import LambdaInvoker
+from runtime.adapters.local_store import LocalStore
+from runtime.handlers.parent import Fanout, ParentDeps, handle_dispatch, submit_run
+from sweep_core.contract import DispatchSlice
+from sweep_core.convert import structure
+from sweep_core.layout import Layout
 
 SHARDS = 10_000
 INVOKE_S = 0.030

@@ -127,10 +127,10 @@ def _wait_for_runner(data: Path, timeout: float = 30.0) -> None:
 
 
 def _queries(data: Path, run_id: str, rounds: int) -> list[Figure]:
+    from runtime.adapters.outcome_index import INDEX_DIR
     from sweep_sdk import open_run
-    from sweep_sdk.client import EmbeddedTarget
     from sweep_sdk.compact import compact_run
-    from sweep_sdk.outcome_index import INDEX_DIR
+    from sweep_sdk.embedded import EmbeddedTarget
 
     run = open_run(run_id, data_dir=data)
     objects = sum(1 for _ in (data / "results").rglob("*.parquet"))

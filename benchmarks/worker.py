@@ -13,7 +13,7 @@ from benchmarks.common import ROOT, Figure, peak_rss_mb, python, say, show, work
 from benchmarks.scale import SCALE_SPEC
 
 ENTRY_POINTS = {
-    "local worker (local_pool + worker)": "import runtime.local_pool, runtime.worker",
+    "local worker (local_pool + worker)": "import runtime.local.pool, runtime.handlers.worker",
     "Lambda entry (runtime.lambda_entry)": "import runtime.lambda_entry",
 }
 
@@ -45,9 +45,9 @@ def run(rounds: int, points: int = 10**6) -> list[Figure]:
 
 
 def _one_big_shard(points: int) -> Figure:
-    from runtime.local_pool import TaskCodec
-    from sweep_sdk.contract import ShardTask
-    from sweep_sdk.validation import parse_request
+    from runtime.local.pool import TaskCodec
+    from sweep_core.contract import ShardTask
+    from sweep_core.validation import parse_request
 
     raw = dict(SCALE_SPEC)
     raw["axes"] = {
@@ -58,7 +58,7 @@ def _one_big_shard(points: int) -> Figure:
     task = ShardTask("20260101T000000Z-0000beef", "2026-01-01", 0, 0, points, parse_request(raw))
     with tempfile.TemporaryDirectory() as data:
         process = subprocess.Popen(
-            python("-m", "runtime.local_pool", "--serve-worker", "--data-dir", data,
+            python("-m", "runtime.local.pool", "--serve-worker", "--data-dir", data,
                    "--prefix", "results", "--shard-timeout", "900"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=worker_env(), cwd=ROOT,
         )  # fmt: skip
@@ -85,7 +85,7 @@ def _one_big_shard(points: int) -> Figure:
 def _batch() -> int:
     import attrs
 
-    from runtime.worker import WorkerDeps
+    from runtime.handlers.worker import WorkerDeps
 
     default = attrs.fields(WorkerDeps).batch_points.default
     assert isinstance(default, int)

@@ -38,9 +38,9 @@ def write_spec(spec: dict[str, Any], folder: Path, name: str = "spec.json") -> P
 
 
 def shard_ranges(raw: dict[str, Any]) -> list[tuple[int, int]]:
-    from sweep_sdk.planning import plan_shards
-    from sweep_sdk.space import point_count
-    from sweep_sdk.validation import parse_request
+    from sweep_core.planning import plan_shards
+    from sweep_core.space import point_count
+    from sweep_core.validation import parse_request
 
     spec = parse_request(raw)
     plan = plan_shards(point_count(spec), spec.sharding)
@@ -52,9 +52,9 @@ _SPACE: dict[str, Any] = {}
 
 def run_shard_pure(raw: dict[str, Any], start: int, end: int) -> int:
     """Decode and evaluate points ``[start, end)``; no storage. Returns the number of points."""
-    from runtime.kernels import KERNELS, evaluate
-    from sweep_sdk.space import PointSpace
-    from sweep_sdk.validation import parse_request
+    from sweep_core.kernels import KERNELS, evaluate
+    from sweep_core.space import PointSpace
+    from sweep_core.validation import parse_request
 
     key = json.dumps(raw, sort_keys=True)
     if key not in _SPACE:

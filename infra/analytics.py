@@ -1,6 +1,6 @@
 """Analytics: the Glue database and tables over the results prefix, an Athena workgroup with an
 enforced, encrypted result location and a bytes-scanned cutoff, and the shipped queries saved
-as named queries. Partitions are registered by the parent at run start (see ``sweep_sdk.catalog``).
+as named queries. Partitions are registered by the parent at run start (see ``sweep_core.catalog``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import ATHENA_RESULTS_PREFIX, StackConfig
-from sweep_sdk.catalog import RUN_PARTITION_INDEX, GlueTable, glue_tables
-from sweep_sdk.kernel_spec import KernelSpec
-from sweep_sdk.layout import Layout
-from sweep_sdk.query import QUERY_NAMES, named_query
+from sweep_core.catalog import RUN_PARTITION_INDEX, GlueTable, glue_tables
+from sweep_core.kernel_spec import KernelSpec
+from sweep_core.layout import Layout
+from sweep_core.named_queries import QUERY_NAMES, named_query
 
 
 def query_description(sql: str) -> str:

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from infra.config import StackConfig
 from infra.iam import api_gateway_logs_policy, assume_role_policy
-from sweep_sdk.openapi import openapi_document
+from sweep_core.openapi import openapi_document
 
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",

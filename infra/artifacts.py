@@ -21,7 +21,7 @@ from attrs import frozen
 
 from infra.config import ArtifactSettings
 
-CODE_PACKAGES = ("sweep_sdk", "runtime")
+CODE_PACKAGES = ("sweep_core", "sweep_kernels", "runtime")
 """The folders the functions import (handlers are ``runtime.lambda_entry.*``)."""
 KINDS = {"code": "code", "deps": "layer", "scipy": "layer-scipy"}
 """The middle of each artifact's key, as the build script names them."""

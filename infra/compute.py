@@ -17,6 +17,7 @@ from infra.artifacts import Artifacts
 from infra.config import FUNCTION_ROLES, LIVE, FunctionSettings, StackConfig
 from infra.iam import FunctionRoles
 from infra.storage import ResultsStore
+from sweep_core.settings import environment
 
 LAYER_DESCRIPTIONS = {
     "deps": "numpy, pyarrow, attrs, cattrs and friends for the sweep runtime",
@@ -33,20 +34,19 @@ HANDLERS = {
 def function_environment(config: StackConfig, bucket: str, role: str) -> dict[str, str]:
     """The variables every entry point reads (``CloudConfig.from_env``); the parent also gets
     the Glue database it registers each run's partitions in."""
-    env = {
-        "SWEEP_BUCKET": bucket,
-        "SWEEP_PREFIX": config.results_prefix,
-        "SWEEP_WORKER_FUNCTION": f"{config.function_name('worker')}:{LIVE}",
-        "SWEEP_DISPATCHER_FUNCTION": f"{config.function_name('parent')}:{LIVE}",
-        "SWEEP_MAX_POINTS": str(config.max_points),
-        "SWEEP_MAX_SHARDS": str(config.max_shards),
-        "SWEEP_FANOUT_LEAF": str(config.fanout_leaf),
-        "SWEEP_INVOKE_THREADS": str(config.invoke_threads),
-        "SWEEP_LOG_LEVEL": "INFO",
-    }
-    if role == "parent":
-        env["SWEEP_GLUE_DATABASE"] = config.database_name
-    return env
+    return environment(
+        {
+            "bucket": bucket,
+            "prefix": config.results_prefix,
+            "worker_function": f"{config.function_name('worker')}:{LIVE}",
+            "dispatcher_function": f"{config.function_name('parent')}:{LIVE}",
+            "max_points": config.max_points,
+            "max_shards": config.max_shards,
+            "fanout_leaf": config.fanout_leaf,
+            "invoke_threads": config.invoke_threads,
+            "glue_database": config.database_name if role == "parent" else None,
+        }
+    )
 
 
 def _environment(config: StackConfig, role: str) -> Callable[[str], dict[str, str]]:

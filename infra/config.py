@@ -15,6 +15,8 @@ import pulumi
 from attrs import field, frozen
 from attrs.validators import ge, in_, instance_of, le, matches_re, optional
 
+from sweep_core.settings import DEFAULT_PREFIX, SETTINGS, default
+
 Architecture = Literal["arm64", "x86_64"]
 ARCHITECTURES: tuple[Architecture, ...] = ("arm64", "x86_64")
 
@@ -75,11 +77,11 @@ class StackConfig:
 
     region: str = field(validator=matches_re(r"^[a-z]{2}(-gov)?-[a-z]+-\d$"))
     name_prefix: str = field(validator=matches_re(_NAME_PREFIX))
-    results_prefix: str = field(default="results", validator=matches_re(_RESULTS_PREFIX))
-    max_points: int = field(default=10**8, validator=ge(1))
-    max_shards: int = field(default=10_000, validator=ge(1))
-    fanout_leaf: int = field(default=250, validator=ge(2))
-    invoke_threads: int = field(default=32, validator=[ge(1), le(256)])
+    results_prefix: str = field(default=DEFAULT_PREFIX, validator=matches_re(_RESULTS_PREFIX))
+    max_points: int = field(default=default("max_points"), validator=ge(1))
+    max_shards: int = field(default=default("max_shards"), validator=ge(1))
+    fanout_leaf: int = field(default=default("fanout_leaf"), validator=ge(2))
+    invoke_threads: int = field(default=default("invoke_threads"), validator=[ge(1), le(256)])
     lambda_runtime: str = field(default="python3.12", validator=matches_re(_RUNTIME))
     architecture: Architecture = field(default="arm64", validator=in_(ARCHITECTURES))
     parent: FunctionSettings = FunctionSettings(memory_mb=512, timeout_s=60)
@@ -157,17 +159,19 @@ class StackConfig:
             "name_prefix": config.require("namePrefix"),
         }
         texts = {
-            "results_prefix": "resultsPrefix",
             "lambda_runtime": "lambdaRuntime",
             "architecture": "architecture",
             "api_stage": "apiStage",
             "permissions_boundary_arn": "permissionsBoundaryArn",
         }
+        # The settings the functions' environment carries are named in its table.
+        for setting in SETTINGS:
+            if setting.pulumi_key is not None:
+                read = config.get_int if setting.kind == "count" else config.get
+                values[_FUNCTION_SETTING_FIELDS.get(setting.name, setting.name)] = read(
+                    setting.pulumi_key
+                )
         integers = {
-            "max_points": "maxPoints",
-            "max_shards": "maxShards",
-            "fanout_leaf": "fanoutLeaf",
-            "invoke_threads": "invokeThreads",
             "worker_max_retries": "workerMaxRetries",
             "worker_max_event_age_s": "workerMaxEventAgeSeconds",
             "worker_reserved_concurrency": "workerReservedConcurrency",
@@ -208,10 +212,13 @@ class StackConfig:
         return cls(**{k: v for k, v in values.items() if v is not None})
 
 
+_FUNCTION_SETTING_FIELDS = {"prefix": "results_prefix"}
+"""``StackConfig`` fields named otherwise than their setting in ``sweep_core.settings``."""
+
 CONFIG_KEYS = frozenset(
-    {
-        "region", "namePrefix", "resultsPrefix", "maxPoints", "maxShards", "fanoutLeaf",
-        "invokeThreads", "lambdaRuntime", "architecture",
+    {s.pulumi_key for s in SETTINGS if s.pulumi_key is not None}
+    | {
+        "region", "namePrefix", "lambdaRuntime", "architecture",
         "parentMemoryMb", "parentTimeoutSeconds", "workerMemoryMb", "workerTimeoutSeconds",
         "recorderMemoryMb", "recorderTimeoutSeconds",
         "workerMaxRetries", "workerMaxEventAgeSeconds", "workerReservedConcurrency",

@@ -15,7 +15,7 @@ from infra.compute import Functions
 from infra.config import StackConfig
 from infra.iam import FunctionRoles
 from infra.storage import ResultsStore
-from runtime.kernels import catalog
+from sweep_core.kernels import catalog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,35 +23,32 @@ from typing import Any
 
 from attrs import frozen
 
-from runtime.parent import (
+from runtime.handlers.parent import (
     Fanout,
     ParentDeps,
     ParentResponse,
     error_response,
     handle_dispatch,
-    read_manifest,
     redrive_run,
-    run_status,
     submit_run,
 )
-from runtime.ports import InvocationContext, NotFound
-from runtime.worker import WorkerDeps, record_failure, run_shard
-from sweep_sdk.contract import DispatchSlice, ShardTask
-from sweep_sdk.convert import ContractError, dumps, loads, structure
-from sweep_sdk.layout import Layout, run_date_of
-from sweep_sdk.validation import Limits
+from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
+from sweep_core.contract import DispatchSlice, ShardTask
+from sweep_core.convert import ContractError, dumps, loads, structure
+from sweep_core.layout import Layout, run_date_of
+from sweep_core.ports import InvocationContext, NotFound
+from sweep_core.runs import read_manifest, run_status
+from sweep_core.settings import BY_NAME, parse_environment
+from sweep_core.validation import Limits
 
 log = logging.getLogger("sweep")
-log.setLevel(os.environ.get("SWEEP_LOG_LEVEL", "INFO"))
-
-
-class ConfigError(RuntimeError):
-    """The function's environment is incomplete or invalid; the message lists every problem."""
+log.setLevel(os.environ.get(BY_NAME["log_level"].env) or "INFO")
 
 
 @frozen
 class CloudConfig:
-    """What the entry points need from their environment (set by the Pulumi stack)."""
+    """What the entry points need from their environment (set by the Pulumi stack from the
+    same table, ``sweep_core.settings``)."""
 
     bucket: str
     prefix: str
@@ -62,41 +59,12 @@ class CloudConfig:
     fanout_leaf: int
     invoke_threads: int
     glue_database: str | None = None
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloudConfig:
-        problems: list[str] = []
-
-        def text(name: str, default: str | None = None) -> str:
-            value = env.get(name, default)
-            if not value:
-                problems.append(f"{name} is not set")
-                return ""
-            return value
-
-        def number(name: str, default: int) -> int:
-            raw = env.get(name)
-            if raw is None:
-                return default
-            if not raw.isdigit() or int(raw) < 1:
-                problems.append(f"{name} must be a positive integer, not {raw!r}")
-                return default
-            return int(raw)
-
-        config = cls(
-            bucket=text("SWEEP_BUCKET"),
-            prefix=text("SWEEP_PREFIX", "results"),
-            worker_function=text("SWEEP_WORKER_FUNCTION"),
-            dispatcher_function=text("SWEEP_DISPATCHER_FUNCTION"),
-            max_points=number("SWEEP_MAX_POINTS", Limits().max_points),
-            max_shards=number("SWEEP_MAX_SHARDS", Limits().max_shards),
-            fanout_leaf=number("SWEEP_FANOUT_LEAF", 250),
-            invoke_threads=number("SWEEP_INVOKE_THREADS", 32),
-            glue_database=env.get("SWEEP_GLUE_DATABASE") or None,
-        )
-        if problems:
-            raise ConfigError("invalid function environment: " + "; ".join(problems))
-        return config
+        """Raises ``ConfigError`` listing every missing or invalid variable."""
+        return cls(**parse_environment(env))  # type: ignore[arg-type]
 
 
 @frozen
@@ -110,11 +78,11 @@ def build_adapters(
     config: CloudConfig, s3: Any | None = None, lambda_: Any | None = None, glue: Any | None = None
 ) -> CloudAdapters:
     """The adapters of one container; tests pass moto or stubbed clients."""
-    from runtime.glue import GlueRegistrar, glue_client
-    from runtime.kernels import catalog
-    from runtime.lambda_invoker import LambdaInvoker, lambda_client
-    from runtime.local import random_token, utc_now
-    from runtime.s3 import S3Store, s3_client
+    from runtime.adapters.glue import GlueRegistrar, glue_client
+    from runtime.adapters.lambda_invoker import LambdaInvoker, lambda_client
+    from runtime.adapters.local_store import random_token, utc_now
+    from runtime.adapters.s3 import S3Store, s3_client
+    from sweep_core.kernels import catalog
 
     store = S3Store(s3 if s3 is not None else s3_client(), config.bucket)
     layout = Layout(config.prefix)

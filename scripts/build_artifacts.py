@@ -52,10 +52,8 @@ HANDLERS = {
     "worker": "runtime.lambda_entry.worker",
     "failure_recorder": "runtime.lambda_entry.failure_recorder",
 }
-FIRST_PARTY = ("runtime", "sweep_sdk")
-NEVER_IN_CODE = frozenset(
-    {"sweep_sdk.cli", "sweep_sdk.__main__", "sweep_sdk.report", "infra", "tests", "scripts"}
-)
+FIRST_PARTY = ("runtime", "sweep_core", "sweep_kernels", "sweep_sdk")
+NEVER_IN_CODE = frozenset({"sweep_sdk", "infra", "tests", "scripts"})
 """First-party modules that must not be reachable from the handlers."""
 NEVER_IMPORTED = frozenset(
     {"pulumi", "pulumi_aws", "matplotlib", "duckdb", "sqlglot", "tqdm", "pytest", "moto"}
@@ -495,12 +493,22 @@ def _module_file(root: Path, name: str) -> Path | None:
     return None
 
 
-def code_closure(root: Path = REPO, entry: str = ENTRY_MODULE) -> CodeClosure:
-    """The first-party modules reachable by import from ``entry``, and what else they import."""
+def code_roots() -> tuple[str, ...]:
+    """The modules the code zip starts from: the entry points, and the built-in kernels, which
+    the registry loads by name (no import reaches them)."""
+    from sweep_core.kernels import BUILTIN_KERNELS
+
+    kernels = sorted({ref.partition(":")[0] for ref in BUILTIN_KERNELS.values()})
+    return (ENTRY_MODULE, *kernels)
+
+
+def code_closure(root: Path = REPO, entries: Sequence[str] | None = None) -> CodeClosure:
+    """The first-party modules reachable by import from ``entries`` (``code_roots()``), and
+    what else they import."""
     modules: dict[str, Path] = {}
     parents: dict[str, str] = {}
     third_party: dict[str, bool] = {}
-    queue = [entry]
+    queue = list(code_roots() if entries is None else entries)
     while queue:
         name = queue.pop()
         if name in modules:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sweep_sdk import Run, submit
 from sweep_sdk.cli import format_table
-from sweep_sdk.client import EmbeddedTarget
+from sweep_sdk.embedded import EmbeddedTarget
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

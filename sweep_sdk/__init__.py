@@ -1,8 +1,8 @@
 """sweep: fan a numeric parameter sweep out over worker processes or AWS Lambda.
 
-``from sweep_sdk import submit`` submits a run. The contract (request and envelope types, JSON
-Schema, validation) and the pure planning core live in this package; ``runtime`` runs shards.
-Exports load on first use, so a worker that imports only the contract pays for nothing else.
+``from sweep_sdk import submit`` submits a run. The names below come from the client and from
+``sweep_core`` (the contract, validation and planning); they load on first use, so importing
+this package costs nothing until one is used.
 """
 
 from __future__ import annotations
@@ -10,35 +10,36 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from sweep_sdk._version import __version__
+from sweep_core._version import __version__
 
 if TYPE_CHECKING:
-    from sweep_sdk.client import Run, SubmitError, open_run, submit
-    from sweep_sdk.contract import SCHEMA_VERSION, Problem, SweepRequest
-    from sweep_sdk.convert import ContractError
-    from sweep_sdk.planning import ShardPlan, plan_shards
-    from sweep_sdk.schema import request_json_schema
-    from sweep_sdk.space import PointSpace, point_count
-    from sweep_sdk.status import RunStatus
-    from sweep_sdk.validation import Limits, parse_request
+    from sweep_core.contract import SCHEMA_VERSION, Problem, SweepRequest
+    from sweep_core.convert import ContractError
+    from sweep_core.planning import ShardPlan, plan_shards
+    from sweep_core.runs import RunStatus
+    from sweep_core.schema import request_json_schema
+    from sweep_core.space import PointSpace, point_count
+    from sweep_core.validation import Limits, parse_request
+    from sweep_sdk.client import Run, open_run, submit
+    from sweep_sdk.errors import SubmitError
 
 _EXPORTS = {
-    "submit": "client",
-    "open_run": "client",
-    "Run": "client",
-    "RunStatus": "status",
-    "SubmitError": "client",
-    "SCHEMA_VERSION": "contract",
-    "Problem": "contract",
-    "SweepRequest": "contract",
-    "ContractError": "convert",
-    "ShardPlan": "planning",
-    "plan_shards": "planning",
-    "request_json_schema": "schema",
-    "PointSpace": "space",
-    "point_count": "space",
-    "Limits": "validation",
-    "parse_request": "validation",
+    "submit": "sweep_sdk.client",
+    "open_run": "sweep_sdk.client",
+    "Run": "sweep_sdk.client",
+    "RunStatus": "sweep_core.runs",
+    "SubmitError": "sweep_sdk.errors",
+    "SCHEMA_VERSION": "sweep_core.contract",
+    "Problem": "sweep_core.contract",
+    "SweepRequest": "sweep_core.contract",
+    "ContractError": "sweep_core.convert",
+    "ShardPlan": "sweep_core.planning",
+    "plan_shards": "sweep_core.planning",
+    "request_json_schema": "sweep_core.schema",
+    "PointSpace": "sweep_core.space",
+    "point_count": "sweep_core.space",
+    "Limits": "sweep_core.validation",
+    "parse_request": "sweep_core.validation",
 }
 
 __all__ = [
@@ -66,4 +67,4 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sweep_sdk' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"sweep_sdk.{module}"), name)
+    return getattr(importlib.import_module(module), name)

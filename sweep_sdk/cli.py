@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweep_sdk.query import QUERY_NAMES, QueryError
+from sweep_core.named_queries import QUERY_NAMES, QueryError
 
 if TYPE_CHECKING:
-    from runtime.detached import StartedRunner
+    from runtime.local.runner import StartedRunner
+    from sweep_core.runs import RunStatus
     from sweep_sdk.client import Run, Target
-    from sweep_sdk.status import RunStatus
 
 # Each command imports what it needs: ``sweep run`` starts the embedded target's runner first,
 # so that the runner and its workers start up while the command validates and plans.
@@ -48,8 +46,8 @@ def _user_error(exc: Exception) -> int | None:
     if isinstance(exc, UserError | LookupError | QueryError | TimeoutError):
         print(f"sweep: {exc}", file=sys.stderr)  # a missing file imports nothing more
         return 2
-    from sweep_sdk.client import SubmitError
-    from sweep_sdk.convert import ContractError
+    from sweep_core.convert import ContractError
+    from sweep_sdk.errors import SubmitError
 
     if isinstance(exc, ContractError):
         print("invalid sweep request:", file=sys.stderr)
@@ -179,16 +177,16 @@ def read_spec(path: Path) -> Any:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from sweep_sdk.schema import request_json_schema
+    from sweep_core.schema import request_json_schema
 
     print(json.dumps(request_json_schema(), indent=2))
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from sweep_sdk.planning import plan_shards
-    from sweep_sdk.space import point_count
-    from sweep_sdk.validation import parse_request
+    from sweep_core.planning import plan_shards
+    from sweep_core.space import point_count
+    from sweep_core.validation import parse_request
 
     request = parse_request(read_spec(args.spec))
     points = point_count(request)
@@ -211,7 +209,7 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target(args: argparse.Namespace, runner: subprocess.Popen[bytes] | None = None) -> Target:
+def _target(args: argparse.Namespace, runner: StartedRunner | None = None) -> Target:
     from sweep_sdk.client import resolve_target
 
     # Detached: embedded workers live in their own process, so this command may exit (or be
@@ -225,23 +223,13 @@ def _target(args: argparse.Namespace, runner: subprocess.Popen[bytes] | None = N
 def _early_runner(args: argparse.Namespace) -> StartedRunner | None:
     """The embedded target's runner, started before this command imports what validation and
     planning need; the tasks follow on its stdin. None for a remote target."""
-    from runtime.detached import (
-        DEFAULT_SHARD_TIMEOUT,
-        FROM_STDIN,
-        data_dir_from_env,
-        embedded_chosen,
-        runner_command,
-        start_runner,
-    )
-    from sweep_sdk.layout import Layout
+    from runtime.local.runner import FROM_STDIN, EmbeddedSettings, start_runner
+    from sweep_sdk.targets import embedded_chosen
 
     if not embedded_chosen(args.target, args.data_dir):
         return None
-    root = str(data_dir_from_env(args.data_dir))
-    workers = args.workers or os.cpu_count() or 1
-    # The same settings as the target's invoker, which checks them and otherwise starts its own.
-    command = runner_command(root, Layout().prefix, workers, DEFAULT_SHARD_TIMEOUT, FROM_STDIN)
-    return start_runner(command, root)
+    # The target works its settings out the same way, and uses this runner only if they match.
+    return start_runner(EmbeddedSettings.resolve(args.data_dir, args.workers), FROM_STDIN)
 
 
 def _open(args: argparse.Namespace) -> Run:
@@ -256,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = read_spec(args.spec)
     runner = _early_runner(args)
     try:
-        target = _target(args, runner.process if runner else None)
+        target = _target(args, runner)
         accepted = target.submit(spec)
     except BaseException:
         if runner is not None:
@@ -333,7 +321,7 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from sweep_sdk.query import named_query
+    from sweep_core.named_queries import named_query
 
     run = _open(args)
     table = run.query(named_query(args.name) if args.name else args.sql)
@@ -360,8 +348,8 @@ def _write_report(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
-    from sweep_sdk.client import EmbeddedTarget
     from sweep_sdk.compact import CompactionError, compact_run
+    from sweep_sdk.embedded import EmbeddedTarget
 
     target = EmbeddedTarget.from_env(args.data_dir)
     target.manifest(args.run_id)  # LookupError (exit 2) when there is no such run
@@ -412,7 +400,7 @@ def _cell(value: Any) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sweep_sdk.client import EmbeddedTarget
+    from sweep_sdk.embedded import EmbeddedTarget
     from sweep_sdk.gateway import run_forever, serve
 
     credentials = None
@@ -433,7 +421,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
-    from sweep_sdk.openapi import openapi_document
+    from sweep_core.openapi import openapi_document
 
     print(json.dumps(openapi_document(args.parent_invoke_arn, args.region), indent=2))
     return 0

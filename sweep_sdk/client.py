@@ -9,46 +9,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from attrs import define, field
+from attrs import define
 
-from runtime.detached import DEFAULT_SHARD_TIMEOUT, data_dir_from_env, embedded_chosen
-from runtime.kernels import KERNELS, catalog
-from runtime.local import LocalStore, random_token, utc_now
-from runtime.local_pool import DetachedLocalInvoker, LocalInvoker, WorkerPool
-from runtime.parent import (
-    Fanout,
-    ParentDeps,
-    find_manifest,
-    redrive_run,
-    run_status,
-    submit_run,
-)
-from runtime.ports import Invoker
-from sweep_sdk.contract import AcceptedRun, ErrorResponse, RunManifest, SweepRequest
-from sweep_sdk.convert import ContractError, unstructure
-from sweep_sdk.layout import Layout
-from sweep_sdk.query import LocalQueryEngine, named_query, placeholders
-from sweep_sdk.status import RunStatus
-from sweep_sdk.tables import points_table
+from sweep_core.contract import AcceptedRun, RunManifest, SweepRequest
+from sweep_core.convert import unstructure
+from sweep_core.named_queries import named_query
+from sweep_core.runs import RunStatus
+from sweep_sdk.targets import embedded_chosen
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-
-class SubmitError(RuntimeError):
-    """The target refused a well-formed request (for example a reused client token)."""
-
-    def __init__(self, status_code: int, error: ErrorResponse) -> None:
-        super().__init__(f"{error.error.code}: {error.error.message}")
-        self.status_code = status_code
-        self.error = error
 
 
 class Target(Protocol):
@@ -75,102 +51,6 @@ class Target(Protocol):
     def run_query(self, sql: str, params: Sequence[Any]) -> pa.Table: ...
 
     def join(self, timeout: float | None = None) -> bool: ...
-
-
-def points_schema(manifest: RunManifest) -> pa.Schema:
-    return points_table(KERNELS[manifest.spec.kernel].spec).arrow_schema
-
-
-@define
-class EmbeddedTarget:
-    """Runs on this machine through the real handlers; see the module docstring."""
-
-    data_dir: Path
-    workers: int | None = None
-    detach: bool = False
-    shard_timeout: float | None = None
-    layout: Layout = field(factory=Layout)
-    runner: subprocess.Popen[bytes] | None = None
-    """With ``detach``: a runner started early (see ``runtime.detached``) that takes the tasks."""
-    _invoker: LocalInvoker | DetachedLocalInvoker | None = None
-
-    @classmethod
-    def from_env(
-        cls, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any
-    ) -> EmbeddedTarget:
-        return cls(data_dir_from_env(data_dir), **kwargs)
-
-    @property
-    def store(self) -> LocalStore:
-        return LocalStore(self.data_dir)
-
-    def parent_deps(self) -> ParentDeps:
-        return ParentDeps(
-            self.store, self.layout, self.invoker, utc_now, random_token, fanout=Fanout.local()
-        )
-
-    @property
-    def invoker(self) -> Invoker:
-        if self._invoker is None:
-            workers = self.workers or os.cpu_count() or 1
-            timeout = self.shard_timeout or DEFAULT_SHARD_TIMEOUT
-            root = str(self.data_dir)
-            if self.detach:
-                self._invoker = DetachedLocalInvoker(
-                    root, self.layout, workers, timeout, self.runner
-                )
-            else:
-                self._invoker = LocalInvoker(WorkerPool(root, self.layout, workers, timeout))
-        return self._invoker
-
-    def submit(self, raw: Any) -> AcceptedRun:
-        response = submit_run(raw, self.parent_deps())
-        if isinstance(response.body, ErrorResponse):
-            body = response.body
-            if response.status_code == 400:
-                raise ContractError(body.error.problems, code=body.error.code)
-            raise SubmitError(response.status_code, body)
-        return response.body
-
-    def manifest(self, run_id: str) -> RunManifest:
-        return find_manifest(self.store, self.layout, run_id, self.location)
-
-    def status(self, manifest: RunManifest) -> RunStatus:
-        return run_status(self.store, self.layout, manifest)
-
-    def redrive(self, run_id: str) -> list[int]:
-        return redrive_run(run_id, self.parent_deps())
-
-    def results(self, manifest: RunManifest) -> pa.Table:
-        schema = points_schema(manifest)
-        folder = self.data_dir / self.layout.points_prefix(manifest.spec.kernel, manifest.run_id)
-        if not folder.is_dir():
-            return schema.empty_table()
-        import pyarrow.dataset as ds  # here: `sweep run` and `status` never need it
-
-        dataset = ds.dataset(folder, format="parquet", schema=schema, exclude_invalid_files=False)
-        return dataset.to_table().sort_by("point_index")
-
-    def run_query(self, sql: str, params: Sequence[Any]) -> pa.Table:
-        return self.query_engine().run(sql, params)
-
-    def query_engine(self) -> LocalQueryEngine:
-        return LocalQueryEngine(self.data_dir, self.layout, catalog().values())
-
-    @property
-    def location(self) -> str:
-        return str(self.data_dir)
-
-    @property
-    def owns_workers(self) -> bool:
-        """Whether this process runs the worker pool itself (not detached)."""
-        return isinstance(self._invoker, LocalInvoker)
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for this process's own workers (not needed to follow a run; ``wait`` is)."""
-        if isinstance(self._invoker, LocalInvoker):
-            return self._invoker.pool.join(timeout)
-        return True
 
 
 @define
@@ -256,11 +136,15 @@ class Run:
 
         Each ``?`` placeholder takes this run's id unless ``params`` are given.
         """
-        values = list(params) if params is not None else [self.run_id] * placeholders(sql)
+        if params is None:
+            from sweep_sdk.query.local import placeholders  # sqlglot: only for queries
+
+            params = [self.run_id] * placeholders(sql)
+        values = list(params)
         return self.target.run_query(sql, values)
 
     def named(self, name: str) -> pa.Table:
-        """Run one of the shipped queries (``sweep_sdk.query.QUERY_NAMES``) for this run."""
+        """Run one of the shipped queries (``sweep_sdk.query.local.QUERY_NAMES``) for this run."""
         return self.query(named_query(name))
 
     def redrive(self) -> list[int]:
@@ -324,6 +208,8 @@ def resolve_target(
 ) -> Target:
     """The target ``target`` names; see ``submit``."""
     if embedded_chosen(target, data_dir):
+        from sweep_sdk.embedded import EmbeddedTarget  # the only path to numpy and the handlers
+
         return EmbeddedTarget.from_env(data_dir, **embedded)
     if target is None:
         from sweep_sdk.cloud import RemoteConfig, RemoteTarget

@@ -11,20 +11,19 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from attrs import define, frozen
 
-from runtime.parent import find_manifest, run_status
-from runtime.s3 import S3Store, s3_client
-from sweep_sdk.athena import AthenaEngine
-from sweep_sdk.client import points_schema
-from sweep_sdk.contract import AcceptedRun, RunManifest
-from sweep_sdk.layout import Layout
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+from runtime.adapters.s3 import S3Store, s3_client
+from sweep_core.contract import AcceptedRun, RunManifest
+from sweep_core.layout import Layout
+from sweep_core.runs import RunStatus, find_manifest, run_status
+from sweep_sdk.query.athena import AthenaEngine
 from sweep_sdk.remote import RemoteApi
-from sweep_sdk.status import RunStatus
 
 _ENV = {
     "api_url": "SWEEP_API_URL",
@@ -109,7 +108,12 @@ class RemoteTarget:
         return self.api.redrive(run_id)
 
     def results(self, manifest: RunManifest) -> pa.Table:
-        schema = points_schema(manifest)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from sweep_core.kernels import points_schema  # numpy: results need the kernel's schema
+
+        schema = points_schema(manifest.spec.kernel)
         prefix = self.layout.points_prefix(manifest.spec.kernel, manifest.run_id)
         keys = list(self.store.list(prefix))
         with ThreadPoolExecutor(16) as pool:

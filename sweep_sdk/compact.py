@@ -50,11 +50,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from attrs import asdict, frozen
 
-from runtime.parent import read_manifest, run_status
-from runtime.ports import ObjectStore
-from runtime.records import COMPRESSION
-from sweep_sdk.layout import COMPACTED_STEM, Layout
-from sweep_sdk.tables import OUTCOMES, points_table
+from sweep_core.kernels import points_schema
+from sweep_core.layout import COMPACTED_STEM, Layout
+from sweep_core.ports import ObjectStore
+from sweep_core.records import COMPRESSION
+from sweep_core.runs import read_manifest, run_status
+from sweep_core.tables import OUTCOMES
 
 ROW_GROUP_ROWS = 1 << 20
 """Rows per row group of a compacted file (tens of MB of points: what Athena and DuckDB read
@@ -148,7 +149,7 @@ def compact_run(
     partitions = (
         _Partition(
             layout.points_prefix(manifest.spec.kernel, run_id),
-            _points_schema(manifest.spec.kernel),
+            points_schema(manifest.spec.kernel),
             ("point_index",),
         ),
         _Partition(layout.status_prefix(run_id, "success"), OUTCOMES.arrow_schema, ("shard",)),
@@ -174,12 +175,6 @@ def compact_run(
         for _ in _in_order(store.delete, replaced):
             pass
     return CompactionReport(run_id, tuple(r for r, _ in reports), record, recovered)
-
-
-def _points_schema(kernel: str) -> pa.Schema:
-    from runtime.kernels import KERNELS
-
-    return points_table(KERNELS[kernel].spec).arrow_schema
 
 
 def _compact_partition(

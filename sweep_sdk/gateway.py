@@ -16,13 +16,14 @@ from urllib.parse import unquote, urlsplit
 
 from attrs import frozen
 
-from sweep_sdk._version import __version__
-from sweep_sdk.client import EmbeddedTarget, SubmitError
-from sweep_sdk.contract import ErrorBody, ErrorResponse, Problem
-from sweep_sdk.convert import ContractError, unstructure
-from sweep_sdk.openapi import INVALID_REQUEST_MESSAGE, RedriveAccepted
+from sweep_core._version import __version__
+from sweep_core.contract import ErrorBody, ErrorResponse, Problem
+from sweep_core.convert import ContractError, unstructure
+from sweep_core.openapi import INVALID_REQUEST_MESSAGE, RedriveAccepted
+from sweep_core.validation import schema_problems
+from sweep_sdk.embedded import EmbeddedTarget
+from sweep_sdk.errors import SubmitError
 from sweep_sdk.sigv4 import SERVICE, CredentialsLookup, static_lookup, verify_signature
-from sweep_sdk.validation import schema_problems
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

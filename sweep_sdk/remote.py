@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 from attrs import field, frozen
 
-from sweep_sdk.client import SubmitError
-from sweep_sdk.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
-from sweep_sdk.convert import ContractError, structure
-from sweep_sdk.openapi import RedriveAccepted
+from sweep_core.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
+from sweep_core.convert import ContractError, structure
+from sweep_core.openapi import RedriveAccepted
+from sweep_sdk.errors import SubmitError
 from sweep_sdk.sigv4 import SERVICE, AwsCredentials, sign_request
 
 DEFAULT_TIMEOUT = 30.0

@@ -36,13 +36,13 @@ import numpy as np
 from attrs import frozen
 from numpy.typing import NDArray
 
-from runtime.kernels import KERNELS
+from sweep_core.contract import Axis, RunManifest
+from sweep_core.convert import unstructure
+from sweep_core.kernel_spec import KernelSpec
+from sweep_core.kernels import KERNELS
+from sweep_core.runs import RunStatus
+from sweep_core.space import PointSpace, grid_values
 from sweep_sdk.client import Run
-from sweep_sdk.contract import Axis, RunManifest
-from sweep_sdk.convert import unstructure
-from sweep_sdk.kernel_spec import KernelSpec
-from sweep_sdk.space import PointSpace, grid_values
-from sweep_sdk.status import RunStatus
 
 DPI = 100
 SINGLE = (9.0, 6.0)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep_sdk.layout import Layout
+from sweep_core.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -44,14 +44,15 @@ def test_code_zip_holds_what_the_handlers_import_and_nothing_of_the_client_side(
     closure = ba.code_closure()
 
     for needed in (
-        "runtime.lambda_entry", "runtime.worker", "runtime.parent", "runtime.records",
-        "runtime.kernels.gbm", "runtime.s3", "runtime.lambda_invoker", "runtime.local",
-        "sweep_sdk.validation", "sweep_sdk.space", "sweep_sdk.layout", "sweep_sdk.tables",
+        "runtime.lambda_entry", "runtime.handlers.worker", "runtime.handlers.parent",
+        "sweep_core.records", "sweep_kernels.gbm", "sweep_kernels.sir", "runtime.adapters.s3",
+        "runtime.adapters.lambda_invoker", "runtime.adapters.local_store",
+        "sweep_core.validation", "sweep_core.space", "sweep_core.layout", "sweep_core.tables",
     ):  # fmt: skip
         assert needed in closure.modules
     for never in (
         "sweep_sdk.cli", "sweep_sdk.client", "sweep_sdk.gateway", "sweep_sdk.remote",
-        "sweep_sdk.report", "sweep_sdk.query", "sweep_sdk.__main__", "runtime.local_pool",
+        "sweep_sdk.report", "sweep_sdk.query.local", "sweep_sdk.__main__", "runtime.local.pool",
     ):  # fmt: skip
         assert never not in closure.modules
     assert all(path.suffix == ".py" for path in closure.modules.values())
@@ -91,7 +92,7 @@ def test_the_build_refuses_handlers_that_reach_the_cli(tmp_path: Path) -> None:
     )
 
     with pytest.raises(ba.BuildError) as error:
-        ba.code_closure(tmp_path)
+        ba.code_closure(tmp_path, [ba.ENTRY_MODULE])
 
     message = str(error.value)
     assert "sweep_sdk.cli ← runtime.helpers ← runtime.lambda_entry" in message
@@ -127,7 +128,8 @@ def test_the_code_zip_depends_on_content_only(tmp_path: Path) -> None:
     names = [info.filename for info in infos]
     assert names == sorted(names)
     assert "runtime/lambda_entry.py" in names
-    assert "sweep_sdk/" in names
+    assert "sweep_core/" in names
+    assert "sweep_kernels/gbm.py" in names
     assert all(info.date_time == ba.EPOCH for info in infos)
     modes = {info.filename: info.external_attr >> 16 for info in infos}
     assert {mode for name, mode in modes.items() if name.endswith("/")} == {0o40755}
@@ -387,13 +389,14 @@ root, data_dir, events = sys.argv[1:4]
 sys.path[:0] = [root + "/task", root + "/opt/python", root + "/aws-runtime"]
 
 import runtime.lambda_entry as entry
-import runtime.lambda_invoker, runtime.s3  # boto3 as the Lambda runtime provides it
+import runtime.adapters.lambda_invoker  # boto3 as the Lambda runtime provides it
+import runtime.adapters.s3
 from runtime.lambda_entry import CloudAdapters, CloudConfig
-from runtime.local import LocalContext, LocalStore, random_token, utc_now
-from runtime.parent import ParentDeps
-from runtime.worker import WorkerDeps
-from sweep_sdk.convert import dumps
-from sweep_sdk.layout import Layout
+from runtime.adapters.local_store import LocalContext, LocalStore, random_token, utc_now
+from runtime.handlers.parent import ParentDeps
+from runtime.handlers.worker import WorkerDeps
+from sweep_core.convert import dumps
+from sweep_core.layout import Layout
 imported = time.perf_counter() - t0
 
 

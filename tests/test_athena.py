@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sweep_sdk.athena import AthenaEngine, parse_result_set, sql_literal
-from sweep_sdk.query import QueryError
+from sweep_core.named_queries import QueryError
+from sweep_sdk.query.athena import AthenaEngine, parse_result_set, sql_literal
 
 
 def _page(rows: list[list[str | None]], header: bool) -> dict[str, Any]:

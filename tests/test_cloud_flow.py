@@ -13,11 +13,13 @@ import pytest
 from moto import mock_aws
 
 from runtime import lambda_entry
-from runtime.kernels import catalog
+from runtime.adapters.local_store import LocalContext
 from runtime.lambda_entry import CloudConfig, build_adapters, use_adapters
-from runtime.local import LocalContext
-from sweep_sdk.layout import Layout
-from sweep_sdk.query import LocalQueryEngine, named_query
+from sweep_core.kernels import catalog
+from sweep_core.layout import Layout
+from sweep_core.named_queries import named_query
+from sweep_core.settings import ConfigError
+from sweep_sdk.query.local import LocalQueryEngine
 
 EVENTS = Path(__file__).parent / "events"
 BUCKET = "sweep-results-test"
@@ -216,7 +218,7 @@ def test_failure_recorder_turns_destination_records_into_failures(
 
 
 def test_environment_is_validated_at_cold_start() -> None:
-    with pytest.raises(lambda_entry.ConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         CloudConfig.from_env({"SWEEP_MAX_SHARDS": "many"})
     message = str(caught.value)
     assert "SWEEP_BUCKET is not set" in message

@@ -15,16 +15,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.local import LocalContext, LocalStore
-from runtime.parent import Fanout, ParentDeps, redrive_run, submit_run
-from runtime.worker import WorkerDeps, record_failure, run_shard
+from runtime.adapters.local_store import LocalContext, LocalStore
+from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
+from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
+from sweep_core.contract import DispatchSlice, ShardTask
+from sweep_core.layout import Layout
+from sweep_core.named_queries import QUERY_NAMES
 from sweep_sdk import compact as compact_module
 from sweep_sdk.cli import main as cli_main
-from sweep_sdk.client import EmbeddedTarget, Run
+from sweep_sdk.client import Run
 from sweep_sdk.compact import CompactionError, compact_run, compaction_records
-from sweep_sdk.contract import DispatchSlice, ShardTask
-from sweep_sdk.layout import Layout
-from sweep_sdk.query import QUERY_NAMES
+from sweep_sdk.embedded import EmbeddedTarget
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 SHARDS = 12

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sweep_sdk.contract import (
+from sweep_core.contract import (
     SCHEMA_VERSION,
     AcceptedRun,
     ErrorBody,
@@ -18,8 +18,8 @@ from sweep_sdk.contract import (
     ShardTask,
     SweepRequest,
 )
-from sweep_sdk.convert import ContractError, dumps, structure, unstructure
-from sweep_sdk.validation import parse_request
+from sweep_core.convert import ContractError, dumps, structure, unstructure
+from sweep_core.validation import parse_request
 
 
 def _request(raw: dict[str, Any]) -> SweepRequest:

@@ -13,9 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from sweep_core.convert import ContractError
 from sweep_sdk import Run, submit
-from sweep_sdk.client import EmbeddedTarget
-from sweep_sdk.convert import ContractError
+from sweep_sdk.embedded import EmbeddedTarget
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

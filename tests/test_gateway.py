@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from sweep_sdk.client import EmbeddedTarget, SubmitError
-from sweep_sdk.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
-from sweep_sdk.convert import ContractError, dumps
+from sweep_core.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
+from sweep_core.convert import ContractError, dumps
+from sweep_core.openapi import component_schemas
+from sweep_core.validation import parse_request
+from sweep_sdk.embedded import EmbeddedTarget
+from sweep_sdk.errors import SubmitError
 from sweep_sdk.gateway import MAX_BODY_BYTES, Gateway, GatewayServer, Response
-from sweep_sdk.openapi import component_schemas
 from sweep_sdk.remote import (
     HttpResponse,
     RemoteApi,
@@ -32,7 +34,6 @@ from sweep_sdk.remote import (
     with_client_token,
 )
 from sweep_sdk.sigv4 import AwsCredentials, StaticCredentials
-from sweep_sdk.validation import parse_request
 
 REGION = "eu-west-1"
 KEY = StaticCredentials("AKIDLOCAL", "local-secret")

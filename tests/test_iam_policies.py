@@ -43,11 +43,11 @@ from infra.iam import (
     _statement,
 )
 from runtime import lambda_entry
-from runtime.kernels import catalog
+from runtime.adapters.local_store import LocalContext
 from runtime.lambda_entry import CloudConfig, build_adapters, use_adapters
-from runtime.local import LocalContext
-from sweep_sdk.catalog import glue_tables
-from sweep_sdk.layout import Layout
+from sweep_core.catalog import glue_tables
+from sweep_core.kernels import catalog
+from sweep_core.layout import Layout
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

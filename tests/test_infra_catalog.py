@@ -14,14 +14,14 @@ import pytest
 from moto import mock_aws
 from test_infra_mocks import REGION, BuiltStack, Registered, sandbox_stack
 
-from runtime.kernels import catalog
-from sweep_sdk.catalog import (
+from sweep_core.catalog import (
     PartitionRegistrationError,
     glue_tables,
     register_run_partitions,
     run_partitions,
 )
-from sweep_sdk.layout import Layout
+from sweep_core.kernels import catalog
+from sweep_core.layout import Layout
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -89,7 +89,7 @@ def _partitions(client: Any, database: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def _written_keys(layout: Layout) -> list[str]:
-    """Every kind of key the runtime writes for a run (sweep_sdk.layout owns them)."""
+    """Every kind of key the runtime writes for a run (sweep_core.layout owns them)."""
     return [
         layout.manifest_key(RUN_ID),
         layout.redrive_key(RUN_ID, 1),
@@ -196,8 +196,8 @@ def test_the_parent_registers_a_runs_partitions_before_dispatching(
     from pathlib import Path
 
     from runtime import lambda_entry
+    from runtime.adapters.local_store import LocalContext
     from runtime.lambda_entry import CloudConfig, build_adapters, use_adapters
-    from runtime.local import LocalContext
 
     client, database, _ = glue
     s3 = boto3.client("s3", region_name=REGION)

@@ -45,19 +45,19 @@ from infra.config import ATHENA_RESULTS_PREFIX, FUNCTION_ROLES, ArtifactSettings
 from infra.iam import FunctionRoles, api_gateway_logs_policy, tls_only_bucket_policy
 from infra.stack import OUTPUT_NAMES, PROJECT_ROOT
 from infra.storage import PrivateBucket, ResultsStore
-from runtime.kernels import catalog
+from runtime.adapters.local_store import LocalContext, LocalStore
+from runtime.handlers.parent import ParentDeps, submit_run
+from runtime.handlers.worker import WorkerDeps, run_shard
 from runtime.lambda_entry import CloudConfig
-from runtime.local import LocalContext, LocalStore
-from runtime.parent import ParentDeps, submit_run
-from runtime.worker import WorkerDeps, run_shard
-from sweep_sdk.catalog import MANIFEST_SPEC, glue_tables
+from sweep_core.catalog import MANIFEST_SPEC, glue_tables
+from sweep_core.contract import DispatchSlice, ShardTask
+from sweep_core.kernels import catalog
+from sweep_core.layout import Layout
+from sweep_core.named_queries import QUERY_NAMES, named_query
+from sweep_core.openapi import openapi_schema
+from sweep_core.schema import request_json_schema
+from sweep_core.tables import OUTCOMES, points_table
 from sweep_sdk.cloud import RemoteConfig
-from sweep_sdk.contract import DispatchSlice, ShardTask
-from sweep_sdk.layout import Layout
-from sweep_sdk.openapi import openapi_schema
-from sweep_sdk.query import QUERY_NAMES, named_query
-from sweep_sdk.schema import request_json_schema
-from sweep_sdk.tables import OUTCOMES, points_table
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -229,8 +229,8 @@ def test_the_code_zip_is_reproducible_and_holds_only_the_packages(tmp_path: Path
     assert first.sha256 == second.sha256
     names = zipfile.ZipFile(io.BytesIO(code_zip_bytes(PROJECT_ROOT))).namelist()
     assert "runtime/lambda_entry.py" in names
-    assert {f"sweep_sdk/queries/{q}.sql" for q in QUERY_NAMES} <= set(names)
-    assert {n.split("/")[0] for n in names} == {"runtime", "sweep_sdk"}
+    assert {f"sweep_core/queries/{q}.sql" for q in QUERY_NAMES} <= set(names)
+    assert {n.split("/")[0] for n in names} == {"runtime", "sweep_core", "sweep_kernels"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
@@ -245,7 +245,8 @@ def test_the_handlers_import_from_the_code_zip_alone(stack: BuiltStack) -> None:
         "    m = importlib.import_module(module)\n"
         "    assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
         "    assert callable(getattr(m, name))\n"
-        "from sweep_sdk.query import named_query; assert 'outcomes' in named_query('run_summary')\n"
+        "from sweep_core.named_queries import named_query\n"
+        "assert 'outcomes' in named_query('run_summary')\n"
     )
     subprocess.run([sys.executable, "-c", probe, archive, *handlers], check=True, timeout=60)
 
@@ -355,7 +356,7 @@ def test_the_api_validates_the_submit_body_against_the_contract_schema(stack: Bu
     assert document["x-amazon-apigateway-request-validators"][validator]["validateRequestBody"]
     ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    # request_json_schema() carried into OpenAPI 3.0 (the one transform, sweep_sdk.openapi)
+    # request_json_schema() carried into OpenAPI 3.0 (the one transform, sweep_core.openapi)
     assert schema == openapi_schema(request_json_schema())
     assert submit["requestBody"]["required"] is True
 
@@ -484,7 +485,7 @@ def written(tmp_path_factory: pytest.TempPathFactory, stack: BuiltStack) -> Path
 
 
 def _athena_types() -> dict[str, str]:
-    """Arrow type → Athena type, as sweep_sdk.tables declares them (the one mapping)."""
+    """Arrow type → Athena type, as sweep_core.tables declares them (the one mapping)."""
     columns = list(OUTCOMES.columns) + [
         c for k in catalog().values() for c in points_table(k).columns
     ]

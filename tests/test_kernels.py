@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from runtime.kernels import Arrays, Kernel, KernelError, evaluate, gbm, sir
-from sweep_sdk.kernel_spec import KernelSpec, MetricSpec
+from sweep_core.kernel_spec import KernelSpec, MetricSpec
+from sweep_core.kernels import Arrays, Kernel, KernelError, evaluate
+from sweep_kernels import gbm, sir
 
 Params = dict[str, NDArray[np.generic]]
 SEED = 20240611

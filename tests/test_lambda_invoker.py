@@ -14,20 +14,19 @@ import pytest
 from attrs import evolve
 from botocore.exceptions import ClientError
 
-from runtime.lambda_invoker import InvokeError, LambdaInvoker, UnexpectedStatus, lambda_client
-from runtime.local import LocalStore
-from runtime.parent import (
-    Fanout,
-    ParentDeps,
-    handle_dispatch,
-    read_manifest,
-    shard_tasks,
-    submit_run,
+from runtime.adapters.lambda_invoker import (
+    InvokeError,
+    LambdaInvoker,
+    UnexpectedStatus,
+    lambda_client,
 )
-from sweep_sdk.contract import AcceptedRun, DispatchSlice, RunManifest, ShardTask
-from sweep_sdk.convert import dumps, structure
-from sweep_sdk.layout import Layout, new_run_id, run_date_of
-from sweep_sdk.validation import parse_request
+from runtime.adapters.local_store import LocalStore
+from runtime.handlers.parent import Fanout, ParentDeps, handle_dispatch, shard_tasks, submit_run
+from sweep_core.contract import AcceptedRun, DispatchSlice, RunManifest, ShardTask
+from sweep_core.convert import dumps, structure
+from sweep_core.layout import Layout, new_run_id, run_date_of
+from sweep_core.runs import read_manifest
+from sweep_core.validation import parse_request
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 RUN_ID = new_run_id(T0, "0a1b2c3d")

@@ -15,16 +15,17 @@ import pyarrow.parquet as pq
 import pytest
 from attrs import frozen
 
-from runtime.kernels import KERNELS, evaluate
-from runtime.local import LocalStore
-from runtime.records import PointsWriter, outcome_parquet
-from sweep_sdk.contract import ShardOutcome, ShardStatus
-from sweep_sdk.layout import Layout, OutcomeKey, new_run_id, run_date_of
-from sweep_sdk.planning import plan_shards
-from sweep_sdk.query import LocalQueryEngine, named_query
-from sweep_sdk.space import PointSpace, point_count
-from sweep_sdk.tables import OUTCOMES, points_table
-from sweep_sdk.validation import parse_request
+from runtime.adapters.local_store import LocalStore
+from sweep_core.contract import ShardOutcome, ShardStatus
+from sweep_core.kernels import KERNELS, evaluate
+from sweep_core.layout import Layout, OutcomeKey, new_run_id, run_date_of
+from sweep_core.named_queries import named_query
+from sweep_core.planning import plan_shards
+from sweep_core.records import PointsWriter, outcome_parquet
+from sweep_core.space import PointSpace, point_count
+from sweep_core.tables import OUTCOMES, points_table
+from sweep_core.validation import parse_request
+from sweep_sdk.query.local import LocalQueryEngine
 
 GBM = KERNELS["gbm_european_option"]
 RUN_A = new_run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "0a1b2c3d")

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.detached import DEFAULT_SHARD_TIMEOUT, FROM_STDIN, runner_command, start_runner
-from runtime.local_pool import WorkerPool
+from runtime.local.pool import WorkerPool
+from runtime.local.runner import FROM_STDIN, EmbeddedSettings, start_runner
 from sweep_sdk import Run
-from sweep_sdk.client import EmbeddedTarget
+from sweep_sdk.embedded import EmbeddedTarget
 
 
 def _gbm(spec: dict[str, Any], points: int, paths: int, shard_size: int) -> dict[str, Any]:
@@ -127,9 +127,10 @@ def test_a_warm_pool_starts_its_workers_first_and_keeps_them_until_released(
 def test_an_early_runner_with_other_settings_ends_and_the_tasks_still_run(
     tmp_path: Path, gbm_request: dict[str, Any]
 ) -> None:
-    root = str(tmp_path.resolve())
-    early = start_runner(runner_command(root, "results", 3, 60.0, FROM_STDIN), root)
-    target = EmbeddedTarget.from_env(tmp_path, workers=1, detach=True, runner=early.process)
+    early = start_runner(
+        EmbeddedSettings.resolve(tmp_path, workers=3, shard_timeout=60), FROM_STDIN
+    )
+    target = EmbeddedTarget.from_env(tmp_path, workers=1, detach=True, runner=early)
     accepted = target.submit(_gbm(gbm_request, points=4, paths=16, shard_size=1))
     assert early.process.wait(30) == 0  # told no task will come, it stopped its workers
     status = Run(accepted.run_id, target, accepted).wait(timeout=60, progress=False)
@@ -139,13 +140,10 @@ def test_an_early_runner_with_other_settings_ends_and_the_tasks_still_run(
 def test_tasks_for_an_early_runner_that_has_died_go_to_a_new_one(
     tmp_path: Path, gbm_request: dict[str, Any]
 ) -> None:
-    root = str(tmp_path.resolve())
-    early = start_runner(
-        runner_command(root, "results", 1, DEFAULT_SHARD_TIMEOUT, FROM_STDIN), root
-    )
+    early = start_runner(EmbeddedSettings.resolve(tmp_path, workers=1), FROM_STDIN)
     early.process.kill()
     early.process.wait(30)
-    target = EmbeddedTarget.from_env(tmp_path, workers=1, detach=True, runner=early.process)
+    target = EmbeddedTarget.from_env(tmp_path, workers=1, detach=True, runner=early)
     accepted = target.submit(_gbm(gbm_request, points=4, paths=16, shard_size=1))
     status = Run(accepted.run_id, target, accepted).wait(timeout=60, progress=False)
     assert (status.succeeded, status.failed, status.missing) == (4, 0, 0)

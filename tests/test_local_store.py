@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.local import LocalStore
-from runtime.ports import NotFound
+from runtime.adapters.local_store import LocalStore
+from sweep_core.ports import NotFound
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +126,7 @@ def test_threads_racing_on_one_key_leave_exactly_the_winners_complete_body(
 
 _RACER = """
 import os, sys, time
-from runtime.local import LocalStore
+from runtime.adapters.local_store import LocalStore
 root, go = sys.argv[1:3]
 me, keys, size = map(int, sys.argv[3:6])
 store = LocalStore(root)
@@ -179,8 +179,8 @@ def test_processes_racing_on_the_same_keys_leave_exactly_the_winners_complete_bo
 
 _READER = """
 import sys, time
-from runtime.local import LocalStore
-from runtime.ports import NotFound
+from runtime.adapters.local_store import LocalStore
+from sweep_core.ports import NotFound
 root, ready, keys = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = LocalStore(root)
 open(ready, "w").close()

@@ -12,17 +12,17 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from sweep_sdk.contract import ErrorResponse
-from sweep_sdk.convert import structure
-from sweep_sdk.openapi import (
+from sweep_core.contract import ErrorResponse
+from sweep_core.convert import structure
+from sweep_core.openapi import (
     KEY_PATTERN_EXTENSION,
     component_schemas,
     gateway_responses,
     openapi_document,
     openapi_schema,
 )
-from sweep_sdk.schema import request_json_schema
-from sweep_sdk.status import RunStatus
+from sweep_core.runs import RunStatus
+from sweep_core.schema import request_json_schema
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ARN = (

@@ -16,12 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 from test_compact import Fixture, same_value, settled_run
 
-from runtime.parent import read_manifest, shard_tasks
-from runtime.records import outcome_table, read_outcome
-from runtime.worker import record_failure
+from runtime.adapters.outcome_index import INDEX_DIR, OutcomeIndex
+from runtime.handlers.parent import shard_tasks
+from runtime.handlers.worker import record_failure
+from sweep_core.named_queries import QUERY_NAMES, named_query
+from sweep_core.records import outcome_table, read_outcome
+from sweep_core.runs import read_manifest
 from sweep_sdk import submit
-from sweep_sdk.outcome_index import INDEX_DIR, OutcomeIndex
-from sweep_sdk.query import QUERY_NAMES, athena_to_duckdb, named_query, placeholders
+from sweep_sdk.query.local import athena_to_duckdb, placeholders
 
 QUERIES = [
     *(named_query(name) for name in QUERY_NAMES),

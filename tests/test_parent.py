@@ -9,21 +9,15 @@ from typing import Any
 
 import pytest
 
-from runtime.local import LocalContext, LocalStore
-from runtime.parent import (
-    Fanout,
-    ParentDeps,
-    ParentResponse,
-    read_manifest,
-    redrive_run,
-    submit_run,
-)
-from runtime.ports import NotFound
-from runtime.worker import WorkerDeps, record_failure, run_shard
-from sweep_sdk.contract import AcceptedRun, DispatchSlice, ErrorResponse, ShardTask
-from sweep_sdk.convert import dumps
-from sweep_sdk.layout import Layout, new_run_id
-from sweep_sdk.validation import Limits, parse_request
+from runtime.adapters.local_store import LocalContext, LocalStore
+from runtime.handlers.parent import Fanout, ParentDeps, ParentResponse, redrive_run, submit_run
+from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
+from sweep_core.contract import AcceptedRun, DispatchSlice, ErrorResponse, ShardTask
+from sweep_core.convert import dumps
+from sweep_core.layout import Layout, new_run_id
+from sweep_core.ports import NotFound
+from sweep_core.runs import read_manifest
+from sweep_core.validation import Limits, parse_request
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 TOKEN = "0a1b2c3d"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sweep_sdk.contract import Sharding
-from sweep_sdk.planning import plan_shards
+from sweep_core.contract import Sharding
+from sweep_core.planning import plan_shards
 
 points = st.integers(min_value=1, max_value=10**12)
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from runtime.kernels import Arrays, evaluate, gbm, sir
-from sweep_sdk.rng import PointStreams, point_stream
+from sweep_core.kernels import Arrays, evaluate
+from sweep_core.rng import PointStreams, point_stream
+from sweep_kernels import gbm, sir
 
 SEED = 20240611
 

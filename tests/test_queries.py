@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from sweep_sdk.query import (
-    QUERY_NAMES,
-    QueryError,
-    athena_to_duckdb,
-    named_query,
-    placeholders,
-    referenced_tables,
-)
+from sweep_core.named_queries import QUERY_NAMES, QueryError, named_query
+from sweep_sdk.query.local import athena_to_duckdb, placeholders, referenced_tables
 
 
 @pytest.mark.parametrize("name", QUERY_NAMES)

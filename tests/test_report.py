@@ -19,12 +19,12 @@ import pytest
 from attrs import define
 from PIL import Image
 
+from sweep_core.contract import RunManifest
+from sweep_core.runs import RunStatus
 from sweep_sdk import submit
 from sweep_sdk.cli import main
 from sweep_sdk.client import Run, Target
-from sweep_sdk.contract import RunManifest
 from sweep_sdk.report import Report, ReportError, collect, draw_metric, write_report
-from sweep_sdk.status import RunStatus
 
 pytest.importorskip("matplotlib")
 
@@ -311,7 +311,8 @@ def test_cli_report_of_an_unknown_metric_is_a_user_error(
 
 def test_matplotlib_stays_out_of_the_runtime_and_the_other_commands() -> None:
     code = (
-        "import sys, runtime.worker, runtime.parent, runtime.lambda_entry, sweep_sdk.cli, "
+        "import sys, runtime.handlers.worker, runtime.handlers.parent, runtime.lambda_entry, "
+        "sweep_sdk.cli, "
         "sweep_sdk.client; "
         "print(sorted(m for m in sys.modules if m.startswith('matplotlib') "
         "or m == 'sweep_sdk.report'))"

@@ -23,16 +23,16 @@ from moto.core import set_initial_no_auth_action_count
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
-from runtime.local import LocalContext, LocalStore
-from runtime.ports import NotFound, TransientStoreError
-from runtime.records import read_outcome
-from runtime.s3 import S3Store, s3_client
-from runtime.worker import WorkerDeps, record_failure, run_shard
-from sweep_sdk.contract import ShardTask
-from sweep_sdk.layout import Layout, new_run_id, run_date_of
-from sweep_sdk.planning import plan_shards
-from sweep_sdk.space import point_count
-from sweep_sdk.validation import parse_request
+from runtime.adapters.local_store import LocalContext, LocalStore
+from runtime.adapters.s3 import S3Store, s3_client
+from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
+from sweep_core.contract import ShardTask
+from sweep_core.layout import Layout, new_run_id, run_date_of
+from sweep_core.planning import plan_shards
+from sweep_core.ports import NotFound, TransientStoreError
+from sweep_core.records import read_outcome
+from sweep_core.space import point_count
+from sweep_core.validation import parse_request
 
 REGION = "us-east-1"
 BUCKET = "sweep-results-test"

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import qmc
 
-from runtime.kernels import catalog
-from sweep_sdk.space import PointSpace
-from sweep_sdk.validation import parse_request
+from sweep_core.kernels import catalog
+from sweep_core.space import PointSpace
+from sweep_core.validation import parse_request
 
 SIR_FIXED = {"population": 10_000, "r0": 2.0, "gamma": 0.2, "initial_infected": 5, "days": 200}
 

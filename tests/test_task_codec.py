@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from runtime.local_pool import TaskCodec
-from sweep_sdk.contract import ShardTask
-from sweep_sdk.convert import ContractError, dumps, loads, structure
-from sweep_sdk.validation import parse_request
+from runtime.local.pool import TaskCodec
+from sweep_core.contract import ShardTask
+from sweep_core.convert import ContractError, dumps, loads, structure
+from sweep_core.validation import parse_request
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RUN_ID = "20260101T000000Z-0000000a"

@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from sweep_sdk.convert import ContractError
-from sweep_sdk.schema import request_json_schema
-from sweep_sdk.validation import Limits, parse_request
+from sweep_core.convert import ContractError
+from sweep_core.schema import request_json_schema
+from sweep_core.validation import Limits, parse_request
 
 
 def problems_of(raw: Any, **kwargs: Any) -> list[str]:

@@ -14,17 +14,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.kernels import KERNELS, evaluate
-from runtime.local import LocalContext, LocalStore
-from runtime.ports import TransientStoreError
-from runtime.records import read_outcome
-from runtime.worker import WorkerDeps, record_failure, run_shard
-from sweep_sdk.contract import ShardTask
-from sweep_sdk.layout import Layout, new_run_id, run_date_of
-from sweep_sdk.planning import plan_shards
-from sweep_sdk.space import PointSpace, point_count
-from sweep_sdk.tables import points_table
-from sweep_sdk.validation import parse_request
+from runtime.adapters.local_store import LocalContext, LocalStore
+from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
+from sweep_core.contract import ShardTask
+from sweep_core.kernels import KERNELS, evaluate
+from sweep_core.layout import Layout, new_run_id, run_date_of
+from sweep_core.planning import plan_shards
+from sweep_core.ports import TransientStoreError
+from sweep_core.records import read_outcome
+from sweep_core.space import PointSpace, point_count
+from sweep_core.tables import points_table
+from sweep_core.validation import parse_request
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 RUN_ID = new_run_id(T0, "0a1b2c3d")

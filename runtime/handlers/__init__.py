@@ -1,0 +1,1 @@
+"""The handler cores: a request or a shard task in, objects written through the ports out."""

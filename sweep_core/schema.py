@@ -1,0 +1,99 @@
+"""JSON Schema (draft-04, the dialect API Gateway models accept) generated from contract types.
+
+Never edit a schema by hand: change the attrs class and its field metadata instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+import attrs
+
+from sweep_core.contract import SweepRequest
+
+DRAFT_04 = "http://json-schema.org/draft-04/schema#"
+_PRIMITIVES: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+}
+
+
+def json_schema(cls: type) -> dict[str, Any]:
+    """The draft-04 JSON Schema of an attrs contract class, self-contained (no ``$ref``)."""
+    return {"$schema": DRAFT_04, "title": cls.__name__, **_object_schema(cls)}
+
+
+@functools.cache
+def request_json_schema() -> dict[str, Any]:
+    """The JSON Schema every gateway and the SDK validate a sweep request against."""
+    return json_schema(SweepRequest)
+
+
+def _object_schema(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for a in attrs.fields(cls):
+        keywords = dict(a.metadata.get("schema", {}))
+        if keywords.pop("required", False) or a.default is attrs.NOTHING:
+            required.append(a.name)
+        properties[a.name] = _with_keywords(_type_schema(hints[a.name]), keywords)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": _first_line(cls.__doc__),
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    if getattr(cls, "__one_of__", False):
+        schema["minProperties"] = 1
+        schema["maxProperties"] = 1
+    return schema
+
+
+def _type_schema(tp: Any) -> dict[str, Any]:
+    if tp in _PRIMITIVES:
+        return dict(_PRIMITIVES[tp])
+    if attrs.has(tp):
+        return _object_schema(tp)
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return {"type": "string", "enum": list(args)}
+    if origin in (Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1:
+            return _type_schema(members[0])
+        return _union_schema(members)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return {"type": "array", "items": _type_schema(args[0])}
+    if origin is dict and args[0] is str:
+        return {"type": "object", "additionalProperties": _type_schema(args[1])}
+    raise TypeError(f"no JSON Schema for {tp!r}")
+
+
+def _union_schema(members: list[Any]) -> dict[str, Any]:
+    if all(m in _PRIMITIVES for m in members):
+        names = [_PRIMITIVES[m]["type"] for m in members]
+        if "number" in names and "integer" in names:
+            names.remove("integer")  # every integer is a number
+        return {"type": names}
+    return {"anyOf": [_type_schema(m) for m in members]}
+
+
+def _with_keywords(schema: dict[str, Any], keywords: dict[str, Any]) -> dict[str, Any]:
+    pattern = keywords.pop("propertyNames", None)
+    if pattern is not None:
+        # draft-04 has no propertyNames: restrict keys through patternProperties instead
+        schema["patternProperties"] = {pattern: schema.pop("additionalProperties")}
+        schema["additionalProperties"] = False
+    return {**schema, **keywords}
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc else ""

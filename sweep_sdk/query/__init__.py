@@ -1,0 +1,1 @@
+"""The query engines: DuckDB over a data folder, Athena over a deployed stack."""
