@@ -12,7 +12,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-## test: unit, property, handler and end-to-end tests, then ruff and mypy
+## test: unit, property, handler and end-to-end tests, then ruff, mypy and the layer contracts
 test: $(STAMP)
 	$(BIN)/pytest
 	$(MAKE) lint
@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## demo: a real sweep end to end on this machine, then the summary and failure-rate queries
 demo: $(STAMP)

@@ -18,11 +18,12 @@ from attrs import define, frozen
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from runtime.adapters.s3 import S3Store, s3_client
+    from runtime.adapters.s3 import S3Store
+    from sweep_sdk.query.athena import AthenaEngine
+
 from sweep_core.contract import AcceptedRun, RunManifest
 from sweep_core.layout import Layout
 from sweep_core.runs import RunStatus, find_manifest, run_status
-from sweep_sdk.query.athena import AthenaEngine
 from sweep_sdk.remote import RemoteApi
 
 _ENV = {
@@ -70,22 +71,37 @@ class RemoteConfig:
 
 @define
 class RemoteTarget:
+    """A deployed stack. Submitting needs only the API: the S3 reader and the Athena engine are
+    made on first use, so a submit imports neither boto3's S3 adapter nor pyarrow."""
+
+    config: RemoteConfig
     api: RemoteApi
-    store: S3Store
     layout: Layout
-    engine: AthenaEngine
+    _store: S3Store | None = None
+    _engine: AthenaEngine | None = None
 
     @classmethod
     def from_config(cls, config: RemoteConfig) -> RemoteTarget:
-        import boto3
+        return cls(config, RemoteApi(config.api_url, config.region), Layout(config.prefix))
 
-        athena = boto3.client("athena", region_name=config.region)
-        return cls(
-            RemoteApi(config.api_url, config.region),
-            S3Store(s3_client(config.region), config.bucket),
-            Layout(config.prefix),
-            AthenaEngine(athena, config.workgroup, config.database),
-        )
+    @property
+    def store(self) -> S3Store:
+        if self._store is None:
+            from runtime.adapters.s3 import S3Store, s3_client
+
+            self._store = S3Store(s3_client(self.config.region), self.config.bucket)
+        return self._store
+
+    @property
+    def engine(self) -> AthenaEngine:
+        if self._engine is None:
+            import boto3
+
+            from sweep_sdk.query.athena import AthenaEngine
+
+            athena = boto3.client("athena", region_name=self.config.region)
+            self._engine = AthenaEngine(athena, self.config.workgroup, self.config.database)
+        return self._engine
 
     @property
     def owns_workers(self) -> bool:
@@ -93,7 +109,7 @@ class RemoteTarget:
 
     @property
     def location(self) -> str:
-        return f"s3://{self.store.bucket}/{self.layout.prefix}"
+        return f"s3://{self.config.bucket}/{self.layout.prefix}"
 
     def submit(self, raw: Any) -> AcceptedRun:
         return self.api.submit(raw)

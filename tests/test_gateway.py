@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -127,6 +130,37 @@ def test_a_submitted_sweep_runs_and_reports_its_status(start_gateway: StartGatew
     }  # fmt: skip
     assert list(OAS30Validator(component_schemas()["RunStatus"]).iter_errors(status)) == []
     assert api.redrive(accepted.run_id) == []
+
+
+REMOTE_SUBMIT = """
+import json, sys
+from sweep_sdk import submit
+run = submit(json.loads(sys.argv[2]), target=sys.argv[1])
+heavy = ("numpy", "pyarrow", "scipy", "duckdb", "runtime", "sweep_kernels")
+print(json.dumps({"run_id": run.run_id, "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def test_a_remote_submit_imports_no_numpy_nor_the_runtime(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    server = start_gateway()
+    outputs = tmp_path / "stack.json"
+    outputs.write_text(json.dumps({"api_url": server.url, "region": REGION, "bucket": "b"}))
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "AKIDLOCAL",
+        "AWS_SECRET_ACCESS_KEY": "local-secret",
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", REMOTE_SUBMIT, str(outputs), json.dumps(tiny_request())],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    answer = json.loads(done.stdout)
+    assert answer["loaded"] == []
+    assert wait_settled(remote(server), answer["run_id"])["succeeded"] == 2
 
 
 @pytest.mark.parametrize(
