@@ -150,7 +150,7 @@ def test_a_remote_submit_imports_no_numpy_nor_the_runtime(
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "AKIDLOCAL",
-        "AWS_SECRET_ACCESS_KEY": "local-secret",
+        "AWS_SECRET_ACCESS_KEY": "local-secret",  # pragma: allowlist secret
         "NO_PROXY": "127.0.0.1",
         "no_proxy": "127.0.0.1",
     }
