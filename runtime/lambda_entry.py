@@ -14,30 +14,20 @@ the event into a contract type, calls the core and shapes the answer. Handlers:
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from attrs import frozen
 
-from runtime.handlers.parent import (
-    Fanout,
-    ParentDeps,
-    ParentResponse,
-    error_response,
-    handle_dispatch,
-    redrive_run,
-    submit_run,
-)
+from runtime.handlers.api import handle_request
+from runtime.handlers.parent import Fanout, ParentDeps, handle_dispatch
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
 from sweep_core.contract import DispatchSlice, ShardTask
-from sweep_core.convert import ContractError, dumps, loads, structure
-from sweep_core.layout import Layout, run_date_of
-from sweep_core.ports import InvocationContext, NotFound
-from sweep_core.runs import read_manifest, run_status
+from sweep_core.convert import ContractError, structure
+from sweep_core.layout import Layout
+from sweep_core.ports import InvocationContext, utc_now
 from sweep_core.settings import BY_NAME, parse_environment
 from sweep_core.validation import Limits
 
@@ -80,7 +70,7 @@ def build_adapters(
     """The adapters of one container; tests pass moto or stubbed clients."""
     from runtime.adapters.glue import GlueRegistrar, glue_client
     from runtime.adapters.lambda_invoker import LambdaInvoker, lambda_client
-    from runtime.adapters.local_store import random_token, utc_now
+    from runtime.adapters.local_store import random_token
     from runtime.adapters.s3 import S3Store, s3_client
     from sweep_core.kernels import catalog
 
@@ -138,72 +128,11 @@ def adapters() -> CloudAdapters:
 def parent(event: Mapping[str, Any], context: InvocationContext) -> dict[str, Any] | None:
     """API Gateway proxy requests, and dispatcher slices of the fan-out tree."""
     if "httpMethod" in event:
-        return _api(event, context)
+        return handle_request(event, lambda: adapters().parent, context.aws_request_id)
     job = structure(dict(event), DispatchSlice)
     handle_dispatch(job, adapters().parent)
     log.info("dispatched %d shards of run %s", len(job.shards), job.run_id)
     return None
-
-
-def _api(event: Mapping[str, Any], context: InvocationContext) -> dict[str, Any]:
-    try:
-        return _route(event)
-    except Exception:
-        # the client gets no internals, the log gets everything
-        log.error("request %s failed:\n%s", context.aws_request_id, traceback.format_exc())
-        response = error_response(
-            500, "INTERNAL_ERROR", f"internal error; request id {context.aws_request_id}"
-        )
-        return _http(response.status_code, loads(dumps(response.body)))
-
-
-def _route(event: Mapping[str, Any]) -> dict[str, Any]:
-    method, resource = event.get("httpMethod"), event.get("resource")
-    run_id = (event.get("pathParameters") or {}).get("run_id")
-    deps = adapters().parent
-    if method == "POST" and resource == "/runs":
-        return _reply(submit_run(event.get("body") or "", deps))
-    if run_id is not None and not _is_run_id(run_id):
-        return _not_found(run_id)
-    if method == "GET" and resource == "/runs/{run_id}" and run_id:
-        manifest = read_manifest(deps.store, deps.layout, run_id)
-        if manifest is None:
-            return _not_found(run_id)
-        return _http(200, run_status(deps.store, deps.layout, manifest).as_dict())
-    if method == "POST" and resource == "/runs/{run_id}/redrive" and run_id:
-        try:
-            shards = redrive_run(run_id, deps)
-        except NotFound:
-            return _not_found(run_id)
-        return _http(202, {"run_id": run_id, "shards": shards})
-    response = error_response(404, "NOT_FOUND", f"no route for {method} {resource}")
-    return _http(404, loads(dumps(response.body)))
-
-
-def _is_run_id(run_id: str) -> bool:
-    try:
-        run_date_of(run_id)
-    except ValueError:
-        return False
-    return True
-
-
-def _not_found(run_id: str) -> dict[str, Any]:
-    response = error_response(404, "NOT_FOUND", f"no run {run_id}")
-    return _http(404, loads(dumps(response.body)))
-
-
-def _reply(response: ParentResponse) -> dict[str, Any]:
-    return _http(response.status_code, loads(dumps(response.body)))
-
-
-def _http(status: int, body: Any) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
 
 
 # --- worker ----------------------------------------------------------------------------------

@@ -7,13 +7,18 @@ cores never know which they were given.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sweep_core.contract import DispatchSlice, ShardTask
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC."""
+
+
+def utc_now() -> datetime:
+    """The system's ``Clock``: what every wiring passes where a clock is asked for."""
+    return datetime.now(UTC)
 
 
 class NotFound(KeyError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
 
-from runtime.adapters.local_store import LocalStore, random_token, utc_now
+from runtime.adapters.local_store import LocalStore, random_token
 from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
 from runtime.local.pool import DetachedLocalInvoker, LocalInvoker, WorkerPool
 from runtime.local.runner import EmbeddedSettings, StartedRunner, data_dir_from_env
@@ -21,7 +21,7 @@ from sweep_core.contract import AcceptedRun, ErrorResponse, RunManifest
 from sweep_core.convert import ContractError
 from sweep_core.kernels import catalog, points_schema
 from sweep_core.layout import Layout
-from sweep_core.ports import Invoker
+from sweep_core.ports import Invoker, utc_now
 from sweep_core.runs import RunStatus, find_manifest, run_status
 from sweep_sdk.errors import SubmitError
 from sweep_sdk.query.local import LocalQueryEngine

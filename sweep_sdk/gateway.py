@@ -1,28 +1,30 @@
-"""``sweep serve``: the HTTP API of API Gateway, served locally over an embedded target, with the
-same routes, request schema, error bodies and (optionally) SigV4 auth.
-"""
+"""``sweep serve``: API Gateway on this machine. Auth and body validation as API Gateway does
+them, then each request as a proxy event to the router the Lambda parent answers with."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from attrs import frozen
 
+from runtime.handlers.api import ROUTES, handle_request
+from runtime.handlers.parent import ParentDeps
 from sweep_core._version import __version__
 from sweep_core.contract import ErrorBody, ErrorResponse, Problem
-from sweep_core.convert import ContractError, unstructure
-from sweep_core.openapi import INVALID_REQUEST_MESSAGE, RedriveAccepted
+from sweep_core.convert import unstructure
+from sweep_core.openapi import INVALID_REQUEST_MESSAGE
+from sweep_core.ports import Clock, utc_now
 from sweep_core.validation import schema_problems
 from sweep_sdk.embedded import EmbeddedTarget
-from sweep_sdk.errors import SubmitError
 from sweep_sdk.sigv4 import SERVICE, CredentialsLookup, static_lookup, verify_signature
 
 DEFAULT_HOST = "127.0.0.1"
@@ -34,8 +36,6 @@ _MAX_DRAIN_BYTES = 16 * MAX_BODY_BYTES
 
 _log = logging.getLogger("sweep.gateway")
 
-Clock = Callable[[], datetime]
-
 
 @frozen
 class Response:
@@ -45,6 +45,12 @@ class Response:
     body: Any
     headers: tuple[tuple[str, str], ...] = ()
 
+    @classmethod
+    def from_proxy(cls, reply: Mapping[str, Any]) -> Response:
+        """From a proxy response (what ``handle_request`` answers, as Lambda would)."""
+        headers = tuple((k, v) for k, v in reply["headers"].items() if k != "Content-Type")
+        return cls(reply["statusCode"], json.loads(reply["body"]), headers)
+
 
 def error(status: int, code: str, message: str, problems: tuple[Problem, ...] = ()) -> Response:
     """A response whose body is an ``ErrorResponse``."""
@@ -52,7 +58,8 @@ def error(status: int, code: str, message: str, problems: tuple[Problem, ...] = 
 
 
 class Gateway:
-    """Routing, auth and validation over an ``EmbeddedTarget``, independent of sockets.
+    """What API Gateway does (SigV4 auth, resource matching, the request validator) before the
+    API's router, over an ``EmbeddedTarget``; independent of sockets.
 
     Parameters
     ----------
@@ -79,10 +86,10 @@ class Gateway:
         self._lookup: CredentialsLookup | None = (
             static_lookup(credentials) if isinstance(credentials, Mapping) else credentials
         )
-        self._clock: Clock = clock or _utc_now
+        self._clock: Clock = clock or utc_now
         # Submits and redrives start the target's worker pool lazily and hand it tasks; one at a
         # time keeps two requests from each starting a pool. Each holds it for milliseconds.
-        self._dispatch_lock = threading.Lock()
+        self._dispatch_lock = threading.RLock()
 
     @property
     def requires_signature(self) -> bool:
@@ -100,6 +107,7 @@ class Gateway:
             return error(500, "INTERNAL_ERROR", "internal error; the gateway log has the details")
 
     def _handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+        # What API Gateway does before the integration: auth, resource matching, the validator.
         if self._lookup is not None:
             host = headers.get("host", DEFAULT_HOST)
             reason = verify_signature(
@@ -108,58 +116,81 @@ class Gateway:
             )  # fmt: skip
             if reason is not None:
                 return error(403, "FORBIDDEN", reason)
-        parts = urlsplit(path).path.split("/")
-        if len(parts) < 2 or parts[:2] != ["", "runs"]:
-            return _no_route()
-        if len(parts) == 2:
-            return self._route(method, "POST", lambda: self._submit(body))
-        run_id = unquote(parts[2])
-        if len(parts) == 3 and run_id:
-            return self._route(method, "GET", lambda: self._status(run_id))
-        if len(parts) == 4 and run_id and parts[3] == "redrive":
-            return self._route(method, "POST", lambda: self._redrive(run_id))
-        return _no_route()
-
-    @staticmethod
-    def _route(method: str, allowed: str, answer: Callable[[], Response]) -> Response:
-        if method != allowed:
-            response = error(405, "METHOD_NOT_ALLOWED", f"use {allowed} here, not {method}")
-            return Response(response.status, response.body, (("Allow", allowed),))
-        return answer()
-
-    def _submit(self, body: bytes) -> Response:
-        try:
-            raw = strict_json(body)
-        except ValueError as exc:
-            return _invalid((Problem("$", f"is not valid JSON ({exc})"),))
-        # The stage API Gateway's request validator is: the generated schema, nothing more.
-        problems = schema_problems(raw)
-        if problems:
-            return _invalid(tuple(problems))
-        try:
-            with self._dispatch_lock:
-                accepted = self.target.submit(raw)
-        except ContractError as exc:
-            return error(400, exc.code, INVALID_REQUEST_MESSAGE, exc.problems)
-        except SubmitError as exc:
-            return Response(exc.status_code, unstructure(exc.error))
-        return Response(202, unstructure(accepted))
-
-    def _status(self, run_id: str) -> Response:
-        try:
-            manifest = self.target.manifest(run_id)
-        except LookupError:
-            return _no_run(run_id)
-        return Response(200, self.target.status(manifest).as_dict())
-
-    def _redrive(self, run_id: str) -> Response:
-        try:
-            self.target.manifest(run_id)
-        except LookupError:
-            return _no_run(run_id)
+        event = proxy_event(method, path, headers, body)
+        if (event["resource"], method) == ("/runs", ROUTES["/runs"]):
+            problems = _body_problems(body)
+            if problems:
+                return error(400, "INVALID_REQUEST", INVALID_REQUEST_MESSAGE, problems)
+        if method == "GET":
+            return Response.from_proxy(handle_request(event, self._parent_deps))
         with self._dispatch_lock:
-            shards = self.target.redrive(run_id)
-        return Response(202, unstructure(RedriveAccepted(run_id, tuple(shards))))
+            return Response.from_proxy(handle_request(event, self._parent_deps))
+
+    def _parent_deps(self) -> ParentDeps:
+        with self._dispatch_lock:  # one invoker, however many requests make it at once
+            return self.target.parent_deps()
+
+
+def proxy_event(
+    method: str, target: str, headers: Mapping[str, str], body: bytes, request_id: str | None = None
+) -> dict[str, Any]:
+    """The API Gateway REST proxy event for an HTTP request (``target``: path and query), as
+    API Gateway makes it: the resource of ``ROUTES`` the path matches (else the path itself),
+    its path parameters, and a body that is not UTF-8 in base64."""
+    parts = urlsplit(target)
+    resource, parameters = _match_resource(parts.path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    request_id = request_id or uuid.uuid4().hex
+    return {
+        "resource": resource,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": dict(headers),
+        "multiValueHeaders": {name: value.split(",") for name, value in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "httpMethod": method,
+            "path": parts.path,
+            "requestId": request_id,
+            "resourcePath": resource,
+            "stage": "local",
+        },
+        "body": text or None,
+        "isBase64Encoded": encoded,
+    }
+
+
+def _match_resource(path: str) -> tuple[str, dict[str, str] | None]:
+    segments = path.split("/")
+    for resource in ROUTES:
+        template = resource.split("/")
+        if len(template) != len(segments):
+            continue
+        parameters: dict[str, str] = {}
+        for pattern, segment in zip(template, segments, strict=True):
+            if pattern.startswith("{") and segment:
+                parameters[pattern[1:-1]] = unquote(segment)
+            elif pattern != segment:
+                break
+        else:
+            return resource, parameters or None
+    return path, None
+
+
+def _body_problems(body: bytes) -> tuple[Problem, ...]:
+    """What API Gateway's request validator finds: not JSON, or against the generated schema."""
+    try:
+        raw = strict_json(body)
+    except ValueError as exc:
+        return (Problem("$", f"is not valid JSON ({exc})"),)
+    return tuple(schema_problems(raw))
 
 
 def strict_json(body: bytes) -> Any:
@@ -175,21 +206,6 @@ def strict_json(body: bytes) -> Any:
         raise ValueError(f"{name} is not allowed in JSON")
 
     return json.loads(body, parse_constant=refuse)
-
-
-def _invalid(problems: tuple[Problem, ...]) -> Response:
-    return error(400, "INVALID_REQUEST", INVALID_REQUEST_MESSAGE, problems)
-
-
-def _no_route() -> Response:
-    return error(
-        404, "NOT_FOUND", "no such route; the API has POST /runs, GET /runs/{run_id} "
-        "and POST /runs/{run_id}/redrive",
-    )  # fmt: skip
-
-
-def _no_run(run_id: str) -> Response:
-    return error(404, "NOT_FOUND", f"no run {run_id!r}")
 
 
 # --- HTTP ---------------------------------------------------------------------------------
@@ -342,7 +358,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -21,6 +21,7 @@ from attrs import field, frozen
 from sweep_core.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
 from sweep_core.convert import ContractError, structure
 from sweep_core.openapi import RedriveAccepted
+from sweep_core.ports import Clock, utc_now
 from sweep_sdk.errors import SubmitError
 from sweep_sdk.sigv4 import SERVICE, AwsCredentials, sign_request
 
@@ -253,7 +254,7 @@ class RemoteApi:
         timeout: float = DEFAULT_TIMEOUT,
         transport: Transport | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
         new_token: Callable[[], str] | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -263,7 +264,7 @@ class RemoteApi:
         self._credentials = credentials_provider or _botocore_chain(session)
         self._transport = transport or urllib_transport(timeout=timeout)
         self._sleep = sleep
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._new_token = new_token or _new_client_token
         self._jitter = jitter
 
@@ -339,7 +340,3 @@ def _botocore_chain(session: Any) -> CredentialsProvider:
 
 def _new_client_token() -> str:
     return "sdk-" + secrets.token_urlsafe(24)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)

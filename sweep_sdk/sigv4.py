@@ -16,6 +16,8 @@ from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.utils import normalize_url_path
 
+from sweep_core.ports import utc_now
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "execute-api"
 MAX_SKEW = timedelta(minutes=5)
@@ -97,7 +99,7 @@ def sign_request(
     request.headers["Host"] = host_of(url)
     auth = SigV4Auth(credentials, service, region)
     # SigV4Auth.add_auth reads the wall clock itself; these are its steps with the time given.
-    request.context["timestamp"] = _utc(now or datetime.now(UTC)).strftime(SIGV4_TIMESTAMP)
+    request.context["timestamp"] = _utc(now or utc_now()).strftime(SIGV4_TIMESTAMP)
     auth._modify_request_before_signing(request)
     canonical = auth.canonical_request(request)
     signature = auth.signature(auth.string_to_sign(request, canonical), request)

@@ -392,11 +392,12 @@ import runtime.lambda_entry as entry
 import runtime.adapters.lambda_invoker  # boto3 as the Lambda runtime provides it
 import runtime.adapters.s3
 from runtime.lambda_entry import CloudAdapters, CloudConfig
-from runtime.adapters.local_store import LocalContext, LocalStore, random_token, utc_now
+from runtime.adapters.local_store import LocalContext, LocalStore, random_token
 from runtime.handlers.parent import ParentDeps
 from runtime.handlers.worker import WorkerDeps
 from sweep_core.convert import dumps
 from sweep_core.layout import Layout
+from sweep_core.ports import utc_now
 imported = time.perf_counter() - t0
 
 

@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from runtime import lambda_entry
 from runtime.adapters.local_store import LocalContext
+from runtime.handlers import api
 from runtime.lambda_entry import CloudConfig, build_adapters, use_adapters
 from sweep_core.kernels import catalog
 from sweep_core.layout import Layout
@@ -189,7 +190,7 @@ def test_unknown_run_and_route_are_404_and_internals_never_leak(
     def explode(*_: Any) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(lambda_entry, "submit_run", explode)
+    monkeypatch.setattr(api, "submit_run", explode)
     response = lambda_entry.parent(event("apigw_post_runs.json"), context())
     assert response is not None
     assert response["statusCode"] == 500

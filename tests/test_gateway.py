@@ -15,9 +15,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from openapi_schema_validator import OAS30Validator
 
+from runtime import lambda_entry
+from runtime.adapters.local_store import LocalContext
+from runtime.handlers.parent import ParentDeps
+from runtime.handlers.worker import WorkerDeps
+from runtime.lambda_entry import CloudAdapters, CloudConfig
 from sweep_core.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
 from sweep_core.convert import ContractError, dumps
 from sweep_core.openapi import component_schemas
@@ -301,9 +307,63 @@ def test_bad_requests_get_error_responses(start_gateway: StartGateway) -> None:
         api.redrive("20261123T152100Z-1a2b3c4d")
 
 
+EVENTS = Path(__file__).parent / "events"
+
+
+def test_the_gateway_answers_as_the_lambda_parent_does(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """One router: each request to the gateway, and as the API Gateway event Lambda would get,
+    on the same data folder, gives the same status, headers and body."""
+    server = start_gateway()
+    target = server.gateway.target
+    api = remote(server, credentials=None)
+    run_id = api.submit(tiny_request("token-same")).run_id
+    wait_settled(api, run_id)
+    config = CloudConfig.from_env(
+        {"SWEEP_BUCKET": "b", "SWEEP_WORKER_FUNCTION": "w", "SWEEP_DISPATCHER_FUNCTION": "d"}
+    )
+    parent = target.parent_deps()
+    lambda_entry.use_adapters(
+        CloudAdapters(config, parent, WorkerDeps(parent.store, parent.layout, parent.clock))
+    )
+    unknown = "20261123T152100Z-1a2b3c4d"
+    cases: list[tuple[str, str, str, dict[str, str] | None, Any]] = [
+        ("GET", f"/runs/{run_id}", "/runs/{run_id}", {"run_id": run_id}, None),
+        ("GET", f"/runs/{unknown}", "/runs/{run_id}", {"run_id": unknown}, None),
+        ("GET", "/runs/not-a-run-id", "/runs/{run_id}", {"run_id": "not-a-run-id"}, None),
+        ("POST", f"/runs/{unknown}/redrive", "/runs/{run_id}/redrive", {"run_id": unknown}, None),
+        ("POST", f"/runs/{run_id}/redrive", "/runs/{run_id}/redrive", {"run_id": run_id}, None),
+        ("POST", "/runs", "/runs", None, {**tiny_request("token-same"), "seed": 8}),
+        ("POST", "/runs", "/runs", None, {**tiny_request(), "kernel": "no_such_kernel"}),
+        ("POST", "/runs", "/runs", None, tiny_request("token-same")),
+        ("GET", "/runs", "/runs", None, None),
+        ("DELETE", f"/runs/{unknown}", "/runs/{run_id}", {"run_id": unknown}, None),
+        ("GET", "/status", "/status", None, None),
+    ]
+    try:
+        for method, path, resource, parameters, body in cases:
+            text = None if body is None else json.dumps(body)
+            raw = b"" if text is None else text.encode()
+            answer = server.gateway.handle(method, path, {"host": "127.0.0.1"}, raw)
+            event = json.loads((EVENTS / "apigw_get_run.json").read_text())
+            event |= {"httpMethod": method, "resource": resource, "path": path, "body": text}
+            event["pathParameters"] = parameters
+            reply = lambda_entry.parent(event, LocalContext.with_timeout(60))
+            assert reply is not None
+            assert answer.status == reply["statusCode"], path
+            assert dict(answer.headers).get("Allow") == reply["headers"].get("Allow"), path
+            assert answer.body == json.loads(reply["body"]), path
+    finally:
+        lambda_entry.use_adapters(None)
+
+
 class BrokenTarget(EmbeddedTarget):
-    def submit(self, raw: Any) -> AcceptedRun:
-        raise RuntimeError("disk /srv/secret-path exploded")
+    def parent_deps(self) -> ParentDeps:
+        def explode() -> str:
+            raise RuntimeError("disk /srv/secret-path exploded")
+
+        return attrs.evolve(super().parent_deps(), new_token=explode)
 
 
 def test_a_handler_exception_is_a_500_without_internals(

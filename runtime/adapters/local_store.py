@@ -8,7 +8,6 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from attrs import frozen
@@ -89,10 +88,6 @@ class LocalStore:
                     keys.append(key)
         # In key order, as S3 lists: a walk yields a folder's files before its subfolders.
         yield from sorted(keys)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def random_token() -> str:

@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from attrs import define, field
 
-from runtime.adapters.local_store import LocalStore, utc_now
+from runtime.adapters.local_store import LocalStore
 from runtime.local.runner import (
     DEFAULT_SHARD_TIMEOUT,
     FROM_STDIN,
@@ -44,6 +44,7 @@ from runtime.local.runner import (
     start_runner,
 )
 from sweep_core.layout import Layout
+from sweep_core.ports import utc_now
 
 if TYPE_CHECKING:
     from runtime.handlers.worker import WorkerDeps
