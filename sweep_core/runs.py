@@ -49,6 +49,9 @@ class RunStatus:
     failed: int
     failed_attempts: int
     points_total: int
+    failed_shards: frozenset[int] = frozenset()
+    """Which shards ``failed`` counts (``failed_shards``): readers that show them, such as the
+    report, use this rather than working the meaning out again."""
 
     @property
     def missing(self) -> int:
@@ -86,6 +89,7 @@ def tally(
         failed=len(failed),
         failed_attempts=sum(records.failed_attempts.values()),
         points_total=points_total,
+        failed_shards=frozenset(failed),
     )
 
 

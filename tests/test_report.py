@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,14 +17,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from attrs import define
+from attrs import define, evolve
 from PIL import Image
 
+from runtime.handlers.parent import redrive_run
 from sweep_core.contract import RunManifest
 from sweep_core.runs import RunStatus
-from sweep_sdk import submit
+from sweep_sdk import open_run, submit
 from sweep_sdk.cli import main
 from sweep_sdk.client import Run, Target
+from sweep_sdk.embedded import EmbeddedTarget
 from sweep_sdk.report import Report, ReportError, collect, draw_metric, write_report
 
 pytest.importorskip("matplotlib")
@@ -227,6 +230,40 @@ def test_failed_points_are_decoded_and_marked_by_error_code(done: dict[str, Done
     assert table is not None
     assert "EPIDEMIC_NOT_OVER" in table.group(0)
     assert f"<td class='num'>{status.failed}</td>" in table.group(0)
+
+
+class Untaken:
+    """An invoker that takes tasks and never runs them: a redrive stays awaited."""
+
+    def invoke_async(self, tasks: Any) -> None:
+        pass
+
+    def dispatch_async(self, slices: Any) -> None:
+        raise AssertionError("a local redrive needs no dispatcher tree")
+
+
+def test_a_redriven_shard_still_awaited_is_not_reported_as_failed(
+    done: dict[str, Done], tmp_path: Path
+) -> None:
+    finished = done["mixed_failures"].run
+    copy = tmp_path / "data"
+    shutil.copytree(done["mixed_failures"].data_dir, copy)
+    target = EmbeddedTarget(copy)
+    failed_before = finished.status().failed
+    assert failed_before > 0
+    redriven = redrive_run(finished.run_id, evolve(target.parent_deps(), invoker=Untaken()))
+    assert len(redriven) == failed_before
+
+    run = open_run(finished.run_id, data_dir=copy)
+    assert (run.status().failed, run.status().missing) == (0, failed_before)
+    data = collect(run)
+    assert data.failed_shards == {}
+    assert data.failed.total == 0
+    report = write_report(run, tmp_path / "report")
+    assert [f.name for f in report.figures] == ["metric", "timeline", "durations"]
+    table = re.search(r'<table id="failures".*?</table>', report.html.read_text(), re.S)
+    assert table is not None
+    assert "<td class='num'>0</td>" in table.group(0)  # shards failed: none, yet
 
 
 def test_another_metric_and_an_unknown_one(done: dict[str, Done], tmp_path: Path) -> None:

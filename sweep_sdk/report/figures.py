@@ -1,34 +1,12 @@
-"""Run reports: PNG figures and one self-contained HTML page about a run.
-
-``write_report(run, out_dir)`` draws
-
-- ``metric.png``: the chosen metric over the swept axes (a line for one grid axis, a heatmap
-  for two, small multiples of heatmaps for more; a scatter coloured by the metric for random
-  and Sobol samples);
-- ``timeline.png``: one bar per shard attempt from its start to its end, coloured by status;
-- ``durations.png``: the histogram of attempt durations;
-- ``failures.png`` (only when shards failed): where in parameter space the failed shards'
-  points lie, marked by error code;
-
-and ``report.html``, which embeds every figure as a data URI (it opens offline, and can be
-mailed as one file) beside the summary numbers, the slowest shards and the failure codes.
-
-Everything comes from the ``Run`` API (manifest, status, results, outcomes), so a run on AWS
-reports exactly like a local one. matplotlib is imported inside the drawing functions only, and
-through ``matplotlib.figure.Figure`` (the Agg canvas), never pyplot: no global backend switch,
-and nothing else in the package, let alone ``runtime``, pulls it in.
-"""
+"""The report's PNG figures, drawn with matplotlib's ``Figure`` (the Agg canvas, never pyplot).
+matplotlib is imported inside the drawing functions: only ``sweep report`` loads it."""
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import math
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +14,7 @@ import numpy as np
 from attrs import frozen
 from numpy.typing import NDArray
 
-from sweep_core.contract import Axis, RunManifest
-from sweep_core.convert import unstructure
-from sweep_core.kernel_spec import KernelSpec
-from sweep_core.kernels import KERNELS
-from sweep_core.runs import RunStatus
-from sweep_core.space import PointSpace, grid_values
-from sweep_sdk.client import Run
+from sweep_sdk.report.data import AxisInfo, ReportError, RunData, format_value
 
 DPI = 100
 SINGLE = (9.0, 6.0)
@@ -52,21 +24,14 @@ MULTI = (12.0, 8.0)
 MAX_PANELS = 12
 MAX_DRAWN = 50_000
 """Points drawn at most in one scatter (an even subsample beyond)."""
-MAX_DECODED = 200_000
-"""Failed points whose parameters are decoded at most (an even subsample beyond)."""
 MAX_CELL_MAP = 250_000
 """Largest two-axis grid whose failures are drawn as a map of cells rather than a scatter."""
-SLOWEST = 10
 
 SUCCESS_COLOUR = "#2ca02c"
 FAILURE_COLOUR = "#d62728"
 NO_RESULT_COLOUR = "#c8c8c8"
 CODE_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 CODE_MARKERS = ("X", "s", "^", "D", "v", "P", "*")
-
-
-class ReportError(ValueError):
-    """The report cannot be drawn as asked (an unknown metric, matplotlib missing)."""
 
 
 @frozen
@@ -79,246 +44,6 @@ class FigureFile:
     caption: str
     width: int
     height: int
-
-
-@frozen
-class Report:
-    """What ``write_report`` wrote."""
-
-    run_id: str
-    html: Path
-    figures: tuple[FigureFile, ...]
-    summary: dict[str, int | float]
-
-
-@frozen
-class Attempt:
-    """One outcome row: one attempt at one shard. Times are seconds since the epoch (UTC)."""
-
-    shard: int
-    attempt: int
-    status: str
-    point_start: int
-    point_end: int
-    point_count: int
-    started: float
-    finished: float
-    duration_ms: float
-    error_code: str | None
-    error_message: str | None
-
-
-@frozen
-class AxisInfo:
-    """One swept parameter as the figures need it."""
-
-    name: str
-    form: str
-    categorical: bool
-    log: bool
-    grid: NDArray[Any] | None
-    """Every grid value in grid order (grid sampling only)."""
-    categories: tuple[str, ...] = ()
-    """A categorical axis's values in the order given, once each."""
-
-
-@frozen
-class FailedPoints:
-    """Points of shards that ended in failure (no success), possibly an even subsample."""
-
-    index: NDArray[np.int64]
-    codes: NDArray[Any]
-    params: dict[str, NDArray[Any]]
-    total: int
-    """Points of failed shards in all (``index`` may hold fewer)."""
-
-
-@frozen
-class RunData:
-    """Everything a report shows, read once through the ``Run`` API."""
-
-    manifest: RunManifest
-    status: RunStatus
-    kernel: KernelSpec
-    metric: str
-    axes: tuple[AxisInfo, ...]
-    points: dict[str, NDArray[Any]]
-    """``point_index``, every swept parameter and the metric of every computed point."""
-    attempts: tuple[Attempt, ...]
-    failed: FailedPoints
-
-    @property
-    def is_grid(self) -> bool:
-        return self.manifest.spec.sampling.method == "grid"
-
-    @property
-    def failed_shards(self) -> dict[int, Attempt]:
-        """The last attempt of every shard with failures and no success."""
-        return final_failures(self.attempts)
-
-
-def final_failures(attempts: Sequence[Attempt]) -> dict[int, Attempt]:
-    """The last attempt of every shard with failures and no success, by shard."""
-    succeeded = {a.shard for a in attempts if a.status == "success"}
-    last: dict[int, Attempt] = {}
-    for a in attempts:
-        if a.status == "success" or a.shard in succeeded:
-            continue
-        if a.shard not in last or a.attempt > last[a.shard].attempt:
-            last[a.shard] = a
-    return dict(sorted(last.items()))
-
-
-# --- reading the run ----------------------------------------------------------------------
-
-
-def collect(run: Run, metric: str | None = None) -> RunData:
-    """Read what a report needs from ``run``; ``metric`` defaults to the kernel's first."""
-    manifest = run.manifest
-    kernel = KERNELS[manifest.spec.kernel].spec
-    names = [m.name for m in kernel.metrics]
-    chosen = metric or names[0]
-    if chosen not in names:
-        raise ReportError(
-            f"{chosen!r} is not a metric of {kernel.name}; choose one of {', '.join(names)}"
-        )
-    status = run.status()
-    axes = tuple(_axis_info(manifest, kernel, name, axis) for name, axis in _axes(manifest))
-    table = run.results()
-    wanted = ["point_index", *(a.name for a in axes), chosen]
-    points = {c: table.column(c).to_numpy(zero_copy_only=False) for c in wanted}
-    attempts = tuple(_attempt(row) for row in run.outcomes().to_pylist())
-    failed = _failed_points(manifest, kernel, axes, attempts)
-    return RunData(manifest, status, kernel, chosen, axes, points, attempts, failed)
-
-
-def _axes(manifest: RunManifest) -> list[tuple[str, Axis]]:
-    return list(manifest.spec.axes.items())
-
-
-def _axis_info(manifest: RunManifest, kernel: KernelSpec, name: str, axis: Axis) -> AxisInfo:
-    param = kernel.param(name)
-    if param is None:
-        raise ReportError(f"{name!r} is not a parameter of {kernel.name}")
-    grid = grid_values(axis, param) if manifest.spec.sampling.method == "grid" else None
-    categorical = param.kind == "choice"
-    if grid is not None and not categorical and len(np.unique(grid)) != len(grid):
-        categorical = True  # repeated values: keep them apart, in the order given
-    log = axis.geomspace is not None or axis.loguniform is not None
-    if log and grid is not None:
-        log = bool(np.all(grid.astype(np.float64) > 0))
-    categories: tuple[str, ...] = ()
-    if categorical:
-        given = axis.values if axis.values is not None else grid
-        categories = tuple(dict.fromkeys(_fmt(v) for v in (given if given is not None else ())))
-    return AxisInfo(name, axis.form, categorical, log, grid, categories)
-
-
-def _attempt(row: dict[str, Any]) -> Attempt:
-    return Attempt(
-        shard=int(row["shard"]),
-        attempt=int(row["attempt"]),
-        status=str(row["status"]),
-        point_start=int(row["point_start"]),
-        point_end=int(row["point_end"]),
-        point_count=int(row["point_count"]),
-        started=_epoch(row["started_at"]),
-        finished=_epoch(row["finished_at"]),
-        duration_ms=float(row["duration_ms"]),
-        error_code=row.get("error_code"),
-        error_message=row.get("error_message"),
-    )
-
-
-def _epoch(value: Any) -> float:
-    """Seconds since the epoch of a timestamp; naive ones (Athena's) are UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace(" UTC", "").replace("Z", "+00:00"))
-    if not isinstance(value, datetime):
-        raise TypeError(f"not a timestamp: {value!r}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return float(value.timestamp())
-
-
-def _empty_failed(axes: Sequence[AxisInfo]) -> FailedPoints:
-    empty = np.zeros(0, dtype=np.int64)
-    return FailedPoints(empty, np.zeros(0, dtype=object), {a.name: empty for a in axes}, 0)
-
-
-def _failed_points(
-    manifest: RunManifest,
-    kernel: KernelSpec,
-    axes: Sequence[AxisInfo],
-    attempts: Sequence[Attempt],
-) -> FailedPoints:
-    """Decode the parameters of the failed shards' points (they have no rows of their own)."""
-    shards = list(final_failures(attempts).values())
-    total = sum(a.point_end - a.point_start for a in shards)
-    if not total:
-        return _empty_failed(axes)
-    stride = max(1, math.ceil(total / MAX_DECODED))
-    parts = [np.arange(a.point_start, a.point_end, stride, dtype=np.int64) for a in shards]
-    index = np.concatenate(parts)
-    codes = np.concatenate(
-        [
-            np.full(len(p), a.error_code or "UNKNOWN", dtype=object)
-            for p, a in zip(parts, shards, strict=True)
-        ]
-    )
-    decoded = PointSpace(manifest.spec, kernel).decode(index)
-    params = {a.name: decoded[a.name] for a in axes}
-    return FailedPoints(index, codes, params, total)
-
-
-# --- the summary --------------------------------------------------------------------------
-
-SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
-    ("points", "points in the run"),
-    ("shards", "shards"),
-    ("succeeded", "shards succeeded"),
-    ("failed", "shards failed"),
-    ("missing", "shards missing (not run yet, running or redriven)"),
-    ("failed_attempts", "failed attempts"),
-    ("attempts", "attempts recorded"),
-    ("points_computed", "points computed"),
-    ("wall_clock_s", "wall clock, first start to last finish (s)"),
-    ("shard_time_total_s", "shard time, all attempts (s)"),
-    ("shard_time_mean_s", "shard time per attempt, mean (s)"),
-    ("shard_time_median_s", "shard time per attempt, median (s)"),
-    ("shard_time_max_s", "shard time per attempt, max (s)"),
-    ("points_per_s", "points computed per second of wall clock"),
-)
-
-
-def summarize(data: RunData) -> dict[str, int | float]:
-    """The summary table's numbers; the shard counts are ``Run.status()``'s."""
-    status = data.status
-    durations = np.array([a.duration_ms for a in data.attempts], dtype=np.float64) / 1000
-    computed = len(data.points["point_index"])
-    wall = 0.0
-    if data.attempts:
-        wall = max(a.finished for a in data.attempts) - min(a.started for a in data.attempts)
-    empty = not durations.size
-    return {
-        "points": status.points_total,
-        "shards": status.total,
-        "succeeded": status.succeeded,
-        "failed": status.failed,
-        "missing": status.missing,
-        "failed_attempts": status.failed_attempts,
-        "attempts": len(data.attempts),
-        "points_computed": computed,
-        "wall_clock_s": round(wall, 3),
-        "shard_time_total_s": round(float(durations.sum()), 3),
-        "shard_time_mean_s": 0.0 if empty else round(float(np.mean(durations)), 4),
-        "shard_time_median_s": 0.0 if empty else round(float(np.median(durations)), 4),
-        "shard_time_max_s": 0.0 if empty else round(float(np.max(durations)), 4),
-        "points_per_s": round(computed / wall, 1) if wall > 0 else 0.0,
-    }
-
-
-# --- figures ------------------------------------------------------------------------------
 
 
 def _new_figure(size: tuple[float, float] = SINGLE) -> Any:
@@ -336,12 +61,6 @@ def _save(fig: Any, out: Path, name: str, title: str, caption: str) -> FigureFil
     fig.savefig(path, dpi=DPI, facecolor="white")
     width, height = (round(x * DPI) for x in fig.get_size_inches())
     return FigureFile(name, path, title, caption, width, height)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float | np.floating):
-        return f"{float(value):.4g}"
-    return str(value)
 
 
 def _tick(value: Any) -> str:
@@ -459,7 +178,7 @@ def _positions(axis: AxisInfo, values: NDArray[Any]) -> NDArray[np.float64]:
     if not axis.categorical:
         return values.astype(np.float64)
     lookup = {c: i for i, c in enumerate(axis.categories)}
-    positions = np.array([lookup.get(_fmt(v), -1) for v in values], dtype=np.float64)
+    positions = np.array([lookup.get(format_value(v), -1) for v in values], dtype=np.float64)
     # spread each category's points across its column, so that their density shows
     jittered: NDArray[np.float64] = positions + np.random.default_rng(0).uniform(
         -0.25, 0.25, len(positions)
@@ -886,184 +605,3 @@ def _failure_strip(ax: Any, data: RunData, codes: list[str], label: Any) -> None
     ax.set_ylim(-0.6, len(codes) + 0.6)
     _dress_scatter(ax, "x", axis, shown)
     ax.grid(True, axis="x", alpha=0.3)
-
-
-# --- the page -----------------------------------------------------------------------------
-
-_STYLE = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1240px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; }
-h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-.meta { color: #555; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.8em 0; }
-th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-thead th { border-bottom: 2px solid #ccc; }
-figure { margin: 1.2em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 0.92em; max-width: 900px; }
-.state-settled { color: #2a7a2a; } .state-running { color: #b36b00; }
-.failure { color: #b22222; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-"""
-
-
-def _number(value: int | float) -> str:
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
-
-
-def _summary_table(summary: dict[str, int | float]) -> str:
-    rows = "".join(
-        f'<tr><th scope="row">{html.escape(text)}</th>'
-        f'<td class="num" data-key="{key}" data-value="{summary[key]}">'
-        f"{_number(summary[key])}</td></tr>"
-        for key, text in SUMMARY_ROWS
-    )
-    return f'<table id="summary" class="summary">{rows}</table>'
-
-
-def _slowest_table(data: RunData) -> str:
-    slowest = sorted(data.attempts, key=lambda a: (-a.duration_ms, a.shard, a.attempt))[:SLOWEST]
-    if not slowest:
-        return "<p>No shard has finished yet.</p>"
-    head = (
-        "<thead><tr><th>shard</th><th>attempt</th><th>status</th><th>points</th>"
-        "<th>duration (ms)</th><th>ms per point</th><th>error code</th></tr></thead>"
-    )
-    rows = "".join(
-        f"<tr><td class='num'>{a.shard}</td><td class='num'>{a.attempt}</td>"
-        f"<td{' class=failure' if a.status != 'success' else ''}>{html.escape(a.status)}</td>"
-        f"<td class='num'>{a.point_count:,}</td><td class='num'>{a.duration_ms:,.1f}</td>"
-        f"<td class='num'>{a.duration_ms / max(a.point_count, 1):,.3f}</td>"
-        f"<td>{html.escape(a.error_code or '')}</td></tr>"
-        for a in slowest
-    )
-    return f'<table id="slowest" class="slowest">{head}<tbody>{rows}</tbody></table>'
-
-
-def _failure_table(data: RunData) -> str:
-    failures = [a for a in data.attempts if a.status != "success"]
-    if not failures:
-        return "<p>No attempt failed.</p>"
-    final = Counter(a.error_code or "UNKNOWN" for a in data.failed_shards.values())
-    by_code: dict[str, list[Attempt]] = {}
-    for a in failures:
-        by_code.setdefault(a.error_code or "UNKNOWN", []).append(a)
-    head = (
-        "<thead><tr><th>error code</th><th>shards failed</th><th>failed attempts</th>"
-        "<th>points in failed shards</th><th>first message</th></tr></thead>"
-    )
-    rows = []
-    for code, attempts in sorted(by_code.items()):
-        points = sum(a.point_count for a in data.failed_shards.values() if a.error_code == code)
-        first = min(attempts, key=lambda a: (a.shard, a.attempt))
-        message = f"shard {first.shard}: {first.error_message or ''}"
-        rows.append(
-            f"<tr><td class='failure'>{html.escape(code)}</td>"
-            f"<td class='num'>{final[code]:,}</td><td class='num'>{len(attempts):,}</td>"
-            f"<td class='num'>{points:,}</td><td>{html.escape(message)}</td></tr>"
-        )
-    return f'<table id="failures" class="failures">{head}<tbody>{"".join(rows)}</tbody></table>'
-
-
-def _figure_html(figure: FigureFile) -> str:
-    encoded = base64.b64encode(figure.path.read_bytes()).decode("ascii")
-    return (
-        f'<figure id="figure-{figure.name}"><img src="data:image/png;base64,{encoded}" '
-        f'width="{figure.width}" height="{figure.height}" alt="{html.escape(figure.title)}">'
-        f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
-    )
-
-
-def _axes_text(data: RunData) -> str:
-    parts = []
-    for name, axis in _axes(data.manifest):
-        form = axis.form
-        detail = unstructure(getattr(axis, form))
-        if form == "values" and len(detail) > 6:
-            detail = f"{len(detail)} values"
-        parts.append(
-            f"{name} ({form} {json.dumps(detail) if not isinstance(detail, str) else detail})"
-        )
-    return "; ".join(parts)
-
-
-def render_html(
-    data: RunData, summary: dict[str, int | float], figures: Sequence[FigureFile]
-) -> str:
-    """The page: summary, figures and tables, every image inline."""
-    manifest, spec = data.manifest, data.manifest.spec
-    by_name = {f.name: f for f in figures}
-    state = (
-        '<span class="state-settled">settled</span>'
-        if data.status.settled
-        else '<span class="state-running">still running: numbers will change</span>'
-    )
-    sampling = spec.sampling.method + (f", n = {spec.sampling.n:,}" if spec.sampling.n else "")
-    meta = (
-        f"{html.escape(spec.label or 'no label')} · kernel <b>{html.escape(spec.kernel)}</b> · "
-        f"{html.escape(sampling)} sampling · created {html.escape(manifest.created_at)} · {state}"
-    )
-    sections = [
-        f"<h1>Run {html.escape(manifest.run_id)}</h1>",
-        f'<p class="meta">{meta}</p>',
-        f'<p class="meta">Axes: {html.escape(_axes_text(data))}</p>',
-        "<h2>Summary</h2>",
-        _summary_table(summary),
-        f"<h2>{html.escape(data.metric)}</h2>",
-    ]
-    if "metric" in by_name:
-        sections.append(_figure_html(by_name["metric"]))
-    else:
-        sections.append("<p>No point has been computed yet.</p>")
-    sections.append("<h2>Execution</h2>")
-    sections += [_figure_html(by_name[n]) for n in ("timeline", "durations") if n in by_name]
-    sections += ["<h3>Slowest attempts</h3>", _slowest_table(data), "<h2>Failures</h2>"]
-    if "failures" in by_name:
-        sections.append(_figure_html(by_name["failures"]))
-    sections.append(_failure_table(data))
-    request = json.dumps(unstructure(spec), indent=2)
-    sections += ["<h2>Request</h2>", f"<pre>{html.escape(request)}</pre>"]
-    body = "\n".join(sections)
-    title = html.escape(f"sweep report: {manifest.run_id}")
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
-    )
-
-
-def write_report(run: Run, out_dir: str | Path, metric: str | None = None) -> Report:
-    """Write ``out_dir/*.png`` and ``out_dir/report.html`` about ``run``.
-
-    Parameters
-    ----------
-    run
-        Any run, local or remote, settled or not (an unsettled run is reported as it stands).
-    out_dir
-        Folder for the files; created when missing, same-named files are replaced.
-    metric
-        Metric to plot over the axes; the kernel's first metric by default.
-
-    Raises
-    ------
-    ReportError
-        ``metric`` is not one of the kernel's, or matplotlib is not installed.
-    """
-    data = collect(run, metric)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    drawn = (
-        draw_metric(data, out),
-        draw_timeline(data, out),
-        draw_durations(data, out),
-        draw_failures(data, out),
-    )
-    figures = tuple(f for f in drawn if f is not None)
-    summary = summarize(data)
-    page = out / "report.html"
-    page.write_text(render_html(data, summary, figures), encoding="utf-8")
-    return Report(run.run_id, page, figures, summary)
