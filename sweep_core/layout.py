@@ -28,6 +28,8 @@ from datetime import datetime
 
 from attrs import frozen
 
+from sweep_core.settings import DEFAULT_PREFIX
+
 RUN_ID_PATTERN = re.compile(r"^(\d{8})T(\d{6})Z-([0-9a-f]{8})$")
 _OUTCOME_FILE = re.compile(r"^shard=(\d+)(?:-attempt=(\d+))?\.parquet$")
 _COMPACTED_FILE = re.compile(r"^compacted-(\d+)\.parquet$")
@@ -65,7 +67,7 @@ class OutcomeKey:
 class Layout:
     """Keys under one results prefix."""
 
-    prefix: str = "results"
+    prefix: str = DEFAULT_PREFIX
 
     def _run(self, table: str, run_id: str) -> str:
         return f"{self.prefix}/{table}/run_date={run_date_of(run_id)}/run_id={run_id}"

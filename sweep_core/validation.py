@@ -38,6 +38,15 @@ class Limits:
     max_shards: int = settings.default("max_shards")
 
 
+@frozen
+class SizedRequest:
+    """A valid request with the size its validation worked out, so no later step counts again."""
+
+    request: SweepRequest
+    point_count: int
+    shard_count: int
+
+
 def parse_request(
     raw: Any, *, catalog: KernelCatalog | None = None, limits: Limits | None = None
 ) -> SweepRequest:
@@ -57,6 +66,13 @@ def parse_request(
     ContractError
         Listing every problem found, each as ``{path, message}``.
     """
+    return validate_request(raw, catalog=catalog, limits=limits).request
+
+
+def validate_request(
+    raw: Any, *, catalog: KernelCatalog | None = None, limits: Limits | None = None
+) -> SizedRequest:
+    """``parse_request``, also answering the run's point and shard counts (same errors)."""
     if isinstance(raw, str | bytes):
         raw = loads(raw)
     problem = version_problem(raw)
@@ -68,11 +84,14 @@ def parse_request(
         raise ContractError(problems)
     request = converter.structure(raw, SweepRequest)
     problems = semantic_problems(request, _default_catalog() if catalog is None else catalog)
-    if not problems:
-        problems = size_problems(request, limits or Limits())
     if problems:
         raise ContractError(problems)
-    return request
+    points = point_count(request)
+    sized = SizedRequest(request, points, shard_count_for(points, request.sharding))
+    problems = size_problems(sized, limits or Limits())
+    if problems:
+        raise ContractError(problems)
+    return sized
 
 
 def _default_catalog() -> KernelCatalog:
@@ -323,9 +342,9 @@ def _interval_problems(
     yield from _value_problems(param, interval.high, [*base, "high"])
 
 
-def size_problems(request: SweepRequest, limits: Limits) -> list[Problem]:
+def size_problems(sized: SizedRequest, limits: Limits) -> list[Problem]:
     """Whether the run fits the deployment's limits."""
-    points = point_count(request)
+    request, points, shards = sized.request, sized.point_count, sized.shard_count
     problems = []
     if points > limits.max_points:
         problems.append(
@@ -336,7 +355,6 @@ def size_problems(request: SweepRequest, limits: Limits) -> list[Problem]:
             )
         )
         return problems
-    shards = shard_count_for(points, request.sharding)
     if request.sharding.shard_count is not None and shards > points:
         problems.append(
             Problem(

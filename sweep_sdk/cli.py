@@ -185,11 +185,10 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from sweep_core.planning import plan_shards
-    from sweep_core.space import point_count
-    from sweep_core.validation import parse_request
+    from sweep_core.validation import validate_request
 
-    request = parse_request(read_spec(args.spec))
-    points = point_count(request)
+    sized = validate_request(read_spec(args.spec))
+    request, points = sized.request, sized.point_count
     plan = plan_shards(points, request.sharding)
     sizes = plan.bounds[1:] - plan.bounds[:-1]
     summary = {

@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 from sweep_core.contract import AcceptedRun, RunManifest
 from sweep_core.layout import Layout
 from sweep_core.runs import RunStatus, find_manifest, run_status
+from sweep_core.settings import DEFAULT_PREFIX
 from sweep_sdk.remote import RemoteApi
+from sweep_sdk.targets import API_URL_ENV
 
 _ENV = {
-    "api_url": "SWEEP_API_URL",
+    "api_url": API_URL_ENV,
     "region": "SWEEP_REGION",
     "bucket": "SWEEP_BUCKET",
     "prefix": "SWEEP_PREFIX",
@@ -43,7 +45,7 @@ class RemoteConfig:
     api_url: str
     region: str
     bucket: str
-    prefix: str = "results"
+    prefix: str = DEFAULT_PREFIX
     workgroup: str = "primary"
     database: str = "sweep"
 
@@ -58,7 +60,7 @@ class RemoteConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RemoteConfig | None:
         """The remote target the environment names, or None when ``SWEEP_API_URL`` is unset."""
-        if not env.get("SWEEP_API_URL"):
+        if not env.get(API_URL_ENV):
             return None
         values = {key: env.get(var) for key, var in _ENV.items()}
         return cls.from_mapping(values, "the SWEEP_* environment")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 
+import runtime.handlers.parent as parent_module
 from runtime.adapters.local_store import LocalContext, LocalStore
 from runtime.handlers.parent import Fanout, ParentDeps, ParentResponse, redrive_run, submit_run
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
+from sweep_core import validation
 from sweep_core.contract import AcceptedRun, DispatchSlice, ErrorResponse, ShardTask
 from sweep_core.convert import dumps
 from sweep_core.layout import Layout, new_run_id
@@ -106,6 +109,27 @@ def request_(gbm_request: dict[str, Any]) -> dict[str, Any]:
     gbm_request["params"]["paths"] = 200
     gbm_request["sharding"] = {"shard_size": 7}
     return gbm_request
+
+
+def test_a_submit_counts_the_points_once_and_plans_the_shards_once(
+    tmp_path: Path, request_: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: Counter[str] = Counter()
+
+    def counted(module: Any, name: str) -> None:
+        real = getattr(module, name)
+
+        def call(*args: Any) -> Any:
+            calls[name] += 1
+            return real(*args)
+
+        monkeypatch.setattr(module, name, call)
+
+    counted(validation, "point_count")
+    counted(parent_module, "plan_shards")
+    body = accepted(Parent(tmp_path).submit(request_))
+    assert (body.point_count, body.shard_count) == (80, 12)
+    assert calls == {"point_count": 1, "plan_shards": 1}
 
 
 def test_a_valid_request_writes_one_manifest_and_dispatches_every_shard_once(

@@ -33,8 +33,7 @@ from sweep_core.planning import plan_shards
 from sweep_core.ports import Clock, Invoker, NotFound, ObjectStore, PartitionRegistrar
 from sweep_core.runs import read_manifest, shard_records
 from sweep_core.settings import MAX_ASYNC_PAYLOAD, default
-from sweep_core.space import point_count
-from sweep_core.validation import Limits, parse_request
+from sweep_core.validation import Limits, validate_request
 
 """Lambda's limit on an asynchronous invocation's payload."""
 
@@ -78,9 +77,10 @@ class ParentResponse:
 def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
     """Validate, plan, write the manifest (put-if-absent), dispatch every shard, answer."""
     try:
-        request = parse_request(raw, catalog=deps.catalog, limits=deps.limits)
+        sized = validate_request(raw, catalog=deps.catalog, limits=deps.limits)
     except ContractError as exc:
         return error_response(400, exc.code, "the sweep request is invalid", exc)
+    request = sized.request
     too_big = _oversized_task(request, deps.max_task_bytes)
     if too_big is not None:
         return too_big
@@ -99,8 +99,8 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
         run_id=run_id,
         run_date=run_date_of(run_id),
         created_at=deps.clock().isoformat(),
-        point_count=point_count(request),
-        shard_count=plan_shards(point_count(request), request.sharding).shard_count,
+        point_count=sized.point_count,
+        shard_count=sized.shard_count,
         spec=request,
         worker_version=__version__,
     )
