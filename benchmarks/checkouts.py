@@ -1,17 +1,4 @@
-"""Two source trees side by side: the fixed and per-shard costs of ``sweep run`` in each.
-
-``python -m benchmarks.checkouts OLD NEW [--rounds N] [--workers W]``, where OLD and NEW are
-source trees of this project (``git worktree add /tmp/old COMMIT``), both run with this
-interpreter and its packages, interleaved round by round:
-
-- start: from launch to the first shard's ``started_at``, for a run of 8 tiny shards;
-- per shard: ``sweep run --wait`` of 2,000 shards of 100 points × 16 paths (~0.5 ms of kernel
-  each), so the wall is almost all per-shard cost: (wall − start) / shards × workers.
-
-Both are what a change to the CLI, the runner, the pool or the worker's records moves, and
-neither is a figure of the suite: a back-to-back comparison is what tells a change's effect on
-a machine this noisy.
-"""
+"""Two source trees side by side: the fixed and per-shard costs of ``sweep run`` in each."""
 
 from __future__ import annotations
 
@@ -29,6 +16,20 @@ TINY_PATHS = 16
 
 
 def main() -> None:
+    """Measure both trees.
+
+    ``python -m benchmarks.checkouts OLD NEW [--rounds N] [--workers W]``, where OLD and NEW are
+    source trees of this project (``git worktree add /tmp/old COMMIT``), both run with this
+    interpreter and its packages, interleaved round by round:
+
+    - start: from launch to the first shard's ``started_at``, for a run of 8 tiny shards;
+    - per shard: ``sweep run --wait`` of 2,000 shards of 100 points × 16 paths (~0.5 ms of kernel
+      each), so the wall is almost all per-shard cost: (wall − start) / shards × workers.
+
+    Both are what a change to the CLI, the runner, the pool or the worker's records moves, and
+    neither is a figure of the suite: a back-to-back comparison is what tells a change's effect on
+    a machine this noisy.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs=2, type=Path, metavar="TREE")
     parser.add_argument("--rounds", type=int, default=5)

@@ -1,15 +1,5 @@
-"""Figures 1-3: the embedded target end to end, against the ideal, a bare process pool and
-Lithops, on one CPU-bound sweep of ~100 ms shards (paths per point calibrated on this CPU);
-every competitor runs as a whole command (interpreter start to exit), interleaved, best of
-``rounds``.
-
-- ideal: the sum over the shards of their pure computation (decode + kernel), measured one
-  after another in a fresh worker-like process, or the time our workers spent inside the
-  shards if that is smaller (a shared VM slows either now and then), divided by the workers;
-- ours: ``sweep run SPEC --wait --workers N`` (validation, manifest, detached pool, Parquet
-  points and outcome records for every shard, status polling until settled);
-- bare pool: ``concurrent.futures.ProcessPoolExecutor`` over the same shards, storing nothing;
-- Lithops: its localhost executor and storage mapping the same computation.
+"""Figures 1-3: the embedded target end to end against the ideal, a bare process pool and
+Lithops, on one CPU-bound sweep of ~100 ms shards, each competitor a whole command, interleaved.
 """
 
 from __future__ import annotations
@@ -48,6 +38,16 @@ def calibrated_paths(points_per_shard: int, target_ms: float = SHARD_MS) -> int:
 def run(
     shards: int, points_per_shard: int, workers: int, rounds: int, lithops: bool
 ) -> list[Figure]:
+    """Figures 1-3, best of ``rounds`` (paths per point calibrated on this CPU):
+
+    - ideal: the sum over the shards of their pure computation (decode + kernel), measured one
+      after another in a fresh worker-like process, or the time our workers spent inside the
+      shards if that is smaller (a shared VM slows either now and then), divided by the workers;
+    - ours: ``sweep run SPEC --wait --workers N`` (validation, manifest, detached pool, Parquet
+      points and outcome records for every shard, status polling until settled);
+    - bare pool: ``concurrent.futures.ProcessPoolExecutor`` over the same shards, storing nothing;
+    - Lithops: its localhost executor and storage mapping the same computation.
+    """
     if lithops and importlib.util.find_spec("lithops") is None:
         say("  Lithops is not installed: .venv/bin/pip install -r requirements-bench.txt")
         lithops = False

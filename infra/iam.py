@@ -1,18 +1,5 @@
 """Least-privilege IAM: the policy documents, as plain functions of names and ARNs, and the
 ``FunctionRoles`` component that attaches them (one role per function).
-
-The tests attach the very documents these functions return (taken from the built stack) to
-IAM users in moto with enforcement on, and check an allow/deny matrix; what moto cannot
-enforce (conditions, Lambda, Glue and Logs resources) they check with a small evaluator that
-is itself cross-checked against moto on S3.
-
-Rules every document follows (enforced when a statement is made, and checked again by a test
-over every policy in the stack):
-- no ``*`` in any action, except in a Deny, which can only narrow access;
-- a ``*`` in a resource only where no narrower ARN exists (keys and log streams named at run
-  time), with the reason given at the statement itself (``wildcard=``) and collected in
-  ``WILDCARD_RESOURCES``;
-- nobody is granted any delete.
 """
 
 from __future__ import annotations
@@ -105,7 +92,14 @@ def _statement(
 ) -> Document:
     """One statement. A ``*`` in a resource needs ``wildcard``, the reason no narrower ARN
     exists; a ``*`` in an action is refused unless the statement denies (``wildcard`` then
-    gives the reason for both)."""
+    gives the reason for both).
+
+    The rules every document follows, enforced here and checked again by a test over every
+    policy in the stack: no ``*`` in any action, except in a Deny, which can only narrow
+    access; a ``*`` in a resource only where no narrower ARN exists (keys and log streams named
+    at run time), with its reason collected in ``WILDCARD_RESOURCES``; nobody is granted any
+    delete.
+    """
     if any("*" in a for a in actions):
         if effect != "Deny" or not wildcard:
             raise ValueError(f"{sid}: a * in an action is only for a Deny, with its reason")

@@ -1,14 +1,5 @@
-"""AWS Lambda entry points: thin adapters over the same cores the embedded target runs.
-
-Each builds its cloud adapters once per container from validated environment variables, turns
-the event into a contract type, calls the core and shapes the answer. Handlers:
-
-- ``parent``: API Gateway REST proxy events (``POST /runs``, ``GET /runs/{run_id}``,
-  ``POST /runs/{run_id}/redrive``) and dispatcher events (``DispatchSlice``) for the fan-out tree;
-- ``worker``: one ``ShardTask``; kernel errors are recorded and end normally (no retry),
-  transient storage errors are recorded and raised so Lambda's async retry runs;
-- ``failure_recorder``: Lambda's on-failure destination record for a worker invocation that
-  crashed, timed out or ran out of memory, turned into the shard's failure record.
+"""AWS Lambda entry points (``parent``, ``worker``, ``failure_recorder``): each builds its cloud
+adapters once per container from the environment and calls the core the embedded target runs.
 """
 
 from __future__ import annotations

@@ -1,17 +1,5 @@
-"""The Glue tables of a results prefix, as data, and the partitions one run adds to them.
-
-Both the stack (which creates the tables) and the parent (which registers a run's partitions
-at run start, before anything is written) describe a table from this module, so the table, its
-partitions and the objects the runtime writes cannot drift apart. Column types come from
-``sweep_core.tables`` (``Column.athena_type``), the one place types are mapped.
-
-Pure but for ``register_run_partitions``, which takes its Glue client as an argument.
-
-Why registration and not partition projection: the ``run_id`` partition holds a random token,
-so it could only be projected with the ``injected`` type, and Athena then refuses every query
-without an equality on ``run_id`` -- the cross-run queries (``failure_rate_by_day``) included.
-A table with projection enabled ignores registered partitions entirely, so the two cannot be
-mixed on one table. Registered partitions serve both per-run and cross-run queries.
+"""The Glue tables of a results prefix, as data, and the partitions one run adds to them: the
+stack creates the tables and the parent registers each run's partitions from this one source.
 """
 
 from __future__ import annotations
@@ -216,6 +204,13 @@ def register_run_partitions(
 
     Idempotent: partitions that already exist count as registered, so a retried submit or a
     redrive may call it again.
+
+    Why registration and not partition projection: the ``run_id`` partition holds a random
+    token, so it could only be projected with the ``injected`` type, and Athena then refuses
+    every query without an equality on ``run_id`` -- the cross-run queries
+    (``failure_rate_by_day``) included. A table with projection enabled ignores registered
+    partitions entirely, so the two cannot be mixed on one table. Registered partitions serve
+    both per-run and cross-run queries.
 
     Raises
     ------

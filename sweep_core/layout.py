@@ -1,24 +1,4 @@
-"""Every object key of a run, in one place. S3 and the local data folder share this layout.
-
-```
-<prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/manifest.json
-<prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/redrive-0001.json
-<prefix>/tokens/<sha256 of client_token>.json
-<prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/shard=00042.parquet
-<prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=failure/shard=00042-attempt=0001.parquet
-<prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/shard=00042.parquet
-```
-A compacted run (``sweep compact``) has, in the same partitions, ``compacted-0001.parquet``
-files holding the rows of many shard objects, and a record of each compaction:
-```
-<prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/compacted-0001.parquet
-<prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/compacted-0001.parquet
-<prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/compaction-0001.json
-```
-Directories named ``column=value`` are the hive partitions (Athena and DuckDB read them as
-columns); everything below the last partition is a plain file name, so success and failure
-objects sit at the same depth and one table spans both.
-"""
+"""Every object key of a run, in one place: S3 and the local data folder share this layout."""
 
 from __future__ import annotations
 
@@ -65,7 +45,27 @@ class OutcomeKey:
 
 @frozen
 class Layout:
-    """Keys under one results prefix."""
+    """Keys under one results prefix:
+
+    ```
+    <prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/manifest.json
+    <prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/redrive-0001.json
+    <prefix>/tokens/<sha256 of client_token>.json
+    <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/shard=00042.parquet
+    <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=failure/shard=00042-attempt=0001.parquet
+    <prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/shard=00042.parquet
+    ```
+    A compacted run (``sweep compact``) has, in the same partitions, ``compacted-0001.parquet``
+    files holding the rows of many shard objects, and a record of each compaction:
+    ```
+    <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/compacted-0001.parquet
+    <prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/compacted-0001.parquet
+    <prefix>/runs/run_date=YYYY-MM-DD/run_id=<id>/compaction-0001.json
+    ```
+    Directories named ``column=value`` are the hive partitions (Athena and DuckDB read them as
+    columns); everything below the last partition is a plain file name, so success and failure
+    objects sit at the same depth and one table spans both.
+    """
 
     prefix: str = DEFAULT_PREFIX
 

@@ -1,38 +1,5 @@
-"""Compaction: a settled run's shard objects rewritten as a few large Parquet files.
-
-A run of 10,000 shards leaves 20,000 small Parquet objects; Athena opens each one a query
-reads (locally, the outcome index spares the outcome objects, but not the points objects).
-``compact_run`` rewrites each partition of a run — its points
-(``points/<kernel>/run_date=…/run_id=…/``) and its success and failure outcomes
-(``outcomes/…/status=success/`` and ``status=failure/``) — into ``compacted-0001.parquet``,
-``compacted-0002.parquet``, … in the same partition: same columns and types, same partitions,
-so every table, view and query reads them unchanged; only the number of objects shrinks.
-
-Nothing is lost, by construction and by check:
-
-1. only a settled run is compacted (every shard has its success, or failures nothing newer is
-   awaited for), so no worker writes while it runs;
-2. the shard objects are copied in key order (shard, then attempt), so the compacted rows are
-   the shards' rows, sorted by point index (points) or by shard and attempt (outcomes);
-3. the compacted files are read back and checked against the shard objects: row count, the
-   sum of the key column and a SHA-256 over every value of every row in that order must be
-   equal (a mismatch removes the new files and leaves the run as it was);
-4. a compaction record (``runs/…/compaction-0001.json``) naming the new files and the objects
-   they replace is written, and only then are the shard objects deleted. An interrupted
-   compaction is finished by running it again: replaced objects still present are deleted,
-   and compacted files that no record names (written, never verified) are removed and redone.
-
-Status, redrive, results, outcomes and the queries read compacted files: status counts a
-compacted file's ``(shard, attempt)`` rows as the objects they replace, and a worker numbers a
-redriven shard's next attempt after the attempts in compacted failure files.
-
-Local only for now: it needs a store that can delete (``LocalStore.delete``). No cloud role may
-delete results, so an S3 version is a ``delete`` (DeleteObjects) on an adapter run with its own,
-narrower role; this module takes any store with ``delete``. Do not run it while a redrive of
-the same run is in flight. Once a shard's success object is compacted away, a worker no longer
-sees that the shard succeeded: a stray duplicate delivery of it (Lambda's at-least-once, never
-the local pool, which has finished before a run settles) would add a second copy of its rows;
-an S3 version must make the worker consult the compaction records first.
+"""Compaction: a settled run's shard objects rewritten as a few large Parquet files, checked
+against them before any is deleted (``compact_run`` says how).
 """
 
 from __future__ import annotations
@@ -126,7 +93,41 @@ def compact_run(
     row_group_rows: int = ROW_GROUP_ROWS,
     file_rows: int = FILE_ROWS,
 ) -> CompactionReport:
-    """Compact a settled run in place; see the module docstring.
+    """Compact a settled run in place.
+
+    A run of 10,000 shards leaves 20,000 small Parquet objects; Athena opens each one a query reads
+    (locally, the outcome index spares the outcome objects, but not the points objects).
+    ``compact_run`` rewrites each partition of a run — its points
+    (``points/<kernel>/run_date=…/run_id=…/``) and its success and failure outcomes
+    (``outcomes/…/status=success/`` and ``status=failure/``) — into ``compacted-0001.parquet``,
+    ``compacted-0002.parquet``, … in the same partition: same columns and types, same partitions, so
+    every table, view and query reads them unchanged; only the number of objects shrinks.
+
+    Nothing is lost, by construction and by check:
+
+    1. only a settled run is compacted (every shard has its success, or failures nothing newer is
+       awaited for), so no worker writes while it runs;
+    2. the shard objects are copied in key order (shard, then attempt), so the compacted rows are
+       the shards' rows, sorted by point index (points) or by shard and attempt (outcomes);
+    3. the compacted files are read back and checked against the shard objects: row count, the sum
+       of the key column and a SHA-256 over every value of every row in that order must be equal (a
+       mismatch removes the new files and leaves the run as it was);
+    4. a compaction record (``runs/…/compaction-0001.json``) naming the new files and the objects
+       they replace is written, and only then are the shard objects deleted. An interrupted
+       compaction is finished by running it again: replaced objects still present are deleted, and
+       compacted files that no record names (written, never verified) are removed and redone.
+
+    Status, redrive, results, outcomes and the queries read compacted files: status counts a
+    compacted file's ``(shard, attempt)`` rows as the objects they replace, and a worker numbers a
+    redriven shard's next attempt after the attempts in compacted failure files.
+
+    Local only for now: it needs a store that can delete (``LocalStore.delete``). No cloud role may
+    delete results, so an S3 version is a ``delete`` (DeleteObjects) on an adapter run with its own,
+    narrower role; this module takes any store with ``delete``. Do not run it while a redrive of the
+    same run is in flight. Once a shard's success object is compacted away, a worker no longer sees
+    that the shard succeeded: a stray duplicate delivery of it (Lambda's at-least-once, never the
+    local pool, which has finished before a run settles) would add a second copy of its rows; an S3
+    version must make the worker consult the compaction records first.
 
     Raises
     ------

@@ -55,7 +55,7 @@ def test_run_wait_json_prints_one_object_and_exits_1_when_shards_fail(tmp_path: 
     assert json.loads(sql.stdout) == {"n": 24}
 
 
-def test_results_to_parquet(tmp_path: Path) -> None:
+def test_sweep_results_writes_every_point_to_parquet(tmp_path: Path) -> None:
     spec = json.loads((EXAMPLES / "sir_sobol.json").read_text())
     spec["sampling"]["n"] = 64
     spec["sharding"] = {"shard_count": 2}

@@ -1,14 +1,5 @@
-"""Least privilege, proven against engines that enforce it, with the policy documents taken from
-the built stack (exactly what would be deployed).
-
-- moto with IAM enforcement on: each role's document is attached to a stand-in IAM user, and
-  that user's keys make real S3 calls (put/get/delete under every prefix), then run the whole
-  cloud flow (parent, workers, failure recorder) with each function's own credentials.
-- What moto does not enforce -- conditions (``s3:prefix`` on ListBucket, ``aws:SecureTransport``
-  in the bucket policy) and resources of Lambda, Glue and CloudWatch Logs calls (moto checks
-  those against ``*``) -- is checked with ``evaluate`` below: a small evaluator of the IAM
-  policy language subset the stack uses. It refuses anything outside that subset, and it must
-  agree with moto on every S3 object request of the matrix.
+"""Least privilege, proven against engines that enforce it (moto with IAM enforcement on, and
+``evaluate`` where moto does not), on the policy documents of the built stack.
 """
 
 from __future__ import annotations
@@ -95,7 +86,15 @@ def evaluate(
     resource: str,
     context: Mapping[str, str] | None = None,
 ) -> Decision:
-    """IAM's decision for one request: an explicit deny wins, then any allow, else implicit."""
+    """IAM's decision for one request: an explicit deny wins, then any allow, else implicit.
+
+    moto enforces the documents on real S3 calls (each role's document attached to a stand-in
+    user whose keys run the cloud flow). What moto does not enforce -- conditions (``s3:prefix``
+    on ListBucket, ``aws:SecureTransport`` in the bucket policy) and resources of Lambda, Glue
+    and CloudWatch Logs calls (moto checks those against ``*``) -- is checked with this small
+    evaluator of the policy language subset the stack uses. It refuses anything outside that
+    subset, and it must agree with moto on every S3 object request of the matrix.
+    """
     context = context or {}
     decision: Decision = "implicit"
     for document in documents:
@@ -392,7 +391,9 @@ def test_listing_is_limited_to_the_prefixes_each_role_reads(
         ("recorder", "recorder", False),
     ],
 )
-def test_who_may_invoke_whom(stack: BuiltStack, role: str, target: str, allowed: bool) -> None:
+def test_each_role_invokes_only_the_live_alias_of_the_functions_it_calls(
+    stack: BuiltStack, role: str, target: str, allowed: bool
+) -> None:
     # callers invoke the live alias; the unqualified function ($LATEST) is never granted
     arn = str(stack.one("aws:lambda/alias:Alias", f"compute-{target}-live").state["arn"])
     policy = [role_policy(stack, role)]

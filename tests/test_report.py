@@ -266,7 +266,9 @@ def test_a_redriven_shard_still_awaited_is_not_reported_as_failed(
     assert "<td class='num'>0</td>" in table.group(0)  # shards failed: none, yet
 
 
-def test_another_metric_and_an_unknown_one(done: dict[str, Done], tmp_path: Path) -> None:
+def test_another_metric_can_be_drawn_and_an_unknown_one_lists_the_choices(
+    done: dict[str, Done], tmp_path: Path
+) -> None:
     run = done["sir_sobol"].run
     metric = draw_metric(collect(run, "peak_day"), tmp_path)
     assert metric is not None
@@ -279,7 +281,7 @@ def test_another_metric_and_an_unknown_one(done: dict[str, Done], tmp_path: Path
     ("name", "size"),
     [("line", (900, 600)), ("small-multiples", (1200, 800)), ("pairs", (1200, 800))],
 )
-def test_other_shapes_of_sweep(
+def test_a_line_small_multiples_or_pairs_of_scatters_show_other_shapes_of_sweep(
     runs: dict[str, Run], tmp_path: Path, name: str, size: tuple[int, int]
 ) -> None:
     metric = draw_metric(collect(runs[name]), tmp_path)
@@ -324,7 +326,9 @@ def test_a_run_with_nothing_done_yet_reports_without_figures(
     assert int(cells["missing"][0]) == finished.manifest.shard_count
 
 
-def test_cli_report(done: dict[str, Done], tmp_path: Path) -> None:
+def test_sweep_report_writes_the_page_and_every_figure_of_a_run_with_failures(
+    done: dict[str, Done], tmp_path: Path
+) -> None:
     run, data_dir = done["mixed_failures"].run, done["mixed_failures"].data_dir
     out = tmp_path / "out"
     command = [sys.executable, "-m", "sweep_sdk", "report", run.run_id, "--out", str(out),

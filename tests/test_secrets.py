@@ -1,14 +1,5 @@
 """Secrets hygiene: no credential in any file git tracks (or would track), and git ignores the
 places credentials and state live.
-
-The scan is detect-secrets against the committed ``.secrets.baseline``, which lists the known
-fakes (documentation-style keys in API Gateway events, the fake hashes of the stack export
-fixtures). A new finding fails the test: remove the secret, mark a fake one with
-``# pragma: allowlist secret`` on its line, or, for fake data in a file that cannot carry a
-comment (JSON), refresh the baseline and review the diff before committing it:
-
-    .venv/bin/detect-secrets scan --baseline .secrets.baseline \
-        $(git ls-files --cached --others --exclude-standard)
 """
 
 from __future__ import annotations
@@ -48,6 +39,15 @@ def _hook() -> str:
 
 
 def test_no_file_holds_a_secret_the_baseline_does_not_know(tmp_path: Path) -> None:
+    """The scan is detect-secrets against the committed ``.secrets.baseline``, which lists the known
+    fakes (documentation-style keys in API Gateway events, the fake hashes of the stack export
+    fixtures). A new finding fails the test: remove the secret, mark a fake one with
+    ``# pragma: allowlist secret`` on its line, or, for fake data in a file that cannot carry a
+    comment (JSON), refresh the baseline and review the diff before committing it:
+
+        .venv/bin/detect-secrets scan --baseline .secrets.baseline \
+            $(git ls-files --cached --others --exclude-standard)
+    """
     files = candidate_files()
     assert "scripts/deploy.py" in files
     # a copy: the hook rewrites a baseline whose line numbers have moved

@@ -180,7 +180,7 @@ def test_parameter_names_must_be_identifiers(gbm_request: dict[str, Any]) -> Non
     ]
 
 
-def test_not_an_object() -> None:
+def test_a_body_that_is_not_a_json_object_is_one_problem_at_the_root() -> None:
     assert problems_of("[1, 2]") == ["$: must be a JSON object"]
     assert problems_of("{not json") == [
         "$: is not valid JSON (Expecting property name enclosed in double quotes: "

@@ -1,20 +1,4 @@
-"""A local cache of outcome rows, so that a query does not reopen every outcome object of a run.
-
-Opening a Parquet object costs DuckDB about 0.2 ms whatever the object holds (pyarrow's
-readers are slower still), so a query over a run of 10,000 shards spent two seconds opening
-one-row outcome objects before it computed anything. Outcome objects are written once and
-never rewritten (the store publishes a key once; compaction writes new keys and deletes the
-old ones), so the rows of an object stay true for as long as that object is there.
-
-The index keeps, per run, rows of the run's objects, each with the key, size and modification
-time of its object. Reading a run lists its objects (a directory walk: ~50 ms for 10,000),
-keeps the indexed rows whose object is still there unchanged, reads only the objects it does
-not hold, and writes the index again when that changed anything. The local pool fills the
-index as its batch ends from the outcomes its workers report (the very rows they wrote), so
-the first query after a run reads no object at all. The index is a cache and nothing more:
-deleting it changes no answer, only how long the next query takes. It lives under the data
-folder's ``.local`` area, so the results layout stays exactly that of the bucket.
-"""
+"""A local cache of outcome rows, so that a query does not reopen every outcome object of a run."""
 
 from __future__ import annotations
 
@@ -53,7 +37,23 @@ Objects = dict[str, Stamp]
 
 
 class OutcomeIndex:
-    """The outcome rows of a data folder laid out like the results bucket, through a cache."""
+    """The outcome rows of a data folder laid out like the results bucket, through a cache.
+
+    Opening a Parquet object costs DuckDB about 0.2 ms whatever the object holds (pyarrow's
+    readers are slower still), so a query over a run of 10,000 shards spent two seconds opening
+    one-row outcome objects before it computed anything. Outcome objects are written once and
+    never rewritten (the store publishes a key once; compaction writes new keys and deletes the
+    old ones), so the rows of an object stay true for as long as that object is there.
+
+    The index keeps, per run, rows of the run's objects, each with the key, size and modification
+    time of its object. Reading a run lists its objects (a directory walk: ~50 ms for 10,000),
+    keeps the indexed rows whose object is still there unchanged, reads only the objects it does
+    not hold, and writes the index again when that changed anything. The local pool fills the
+    index as its batch ends from the outcomes its workers report (the very rows they wrote), so
+    the first query after a run reads no object at all. The index is a cache and nothing more:
+    deleting it changes no answer, only how long the next query takes. It lives under the data
+    folder's ``.local`` area, so the results layout stays exactly that of the bucket.
+    """
 
     def __init__(self, root: Path, layout: Layout) -> None:
         self.root = root

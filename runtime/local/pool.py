@@ -1,16 +1,5 @@
-"""The local invoker: shard tasks on a pool of worker processes, supervised the way Lambda is.
-
-A supervisor thread hands each task to an idle worker process over that worker's own pipe, so
-it always knows which task every process holds. A process that dies (killed, out of memory) or
-outlives the hard time limit becomes a failure record for its shard, as Lambda's on-failure
-destination does in the cloud, and is replaced; a run never hangs on a lost worker.
-
-When a batch has ended, the pool puts the outcomes its workers reported (the rows they wrote)
-into the data folder's outcome index, so the first query after a run opens no outcome object.
-
-``python -m runtime.local.pool`` runs a pool detached from the submitting process (what the CLI
-uses, so ``sweep run`` returns at once and the run survives the terminal); ``runtime.local.runner``
-starts it.
+"""The local invoker: shard tasks on a pool of worker processes, supervised the way Lambda is;
+``python -m runtime.local.pool`` runs one detached (``runtime.local.runner`` starts it).
 """
 
 from __future__ import annotations
@@ -237,7 +226,15 @@ class _Worker:
 
 @define
 class WorkerPool:
-    """Worker processes fed by a supervisor thread; ``submit`` never blocks on the work."""
+    """Worker processes fed by a supervisor thread; ``submit`` never blocks on the work.
+
+    The supervisor hands each task to an idle worker process over that worker's own pipe, so it
+    always knows which task every process holds. A process that dies (killed, out of memory) or
+    outlives the hard time limit becomes a failure record for its shard, as Lambda's on-failure
+    destination does in the cloud, and is replaced; a run never hangs on a lost worker. When a
+    batch has ended, the pool puts the outcomes its workers reported (the rows they wrote) into
+    the data folder's outcome index, so the first query after a run opens no outcome object.
+    """
 
     root: str
     layout: Layout
@@ -499,6 +496,8 @@ class DetachedLocalInvoker:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """A pool detached from the submitting process (what the CLI uses, so ``sweep run`` returns
+    at once and the run survives the terminal)."""
     parser = argparse.ArgumentParser(description="Run a batch of shard tasks on a local pool.")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--prefix", required=True)
