@@ -150,7 +150,7 @@ def proxy_event(
         "path": parts.path,
         "httpMethod": method,
         "headers": dict(headers),
-        "multiValueHeaders": {name: value.split(",") for name, value in headers.items()},
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
         "multiValueQueryStringParameters": query or None,
         "pathParameters": parameters,
