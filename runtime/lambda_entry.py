@@ -23,7 +23,8 @@ from sweep_core.settings import BY_NAME, parse_environment
 from sweep_core.validation import Limits
 
 log = logging.getLogger("sweep")
-log.setLevel(os.environ.get(BY_NAME["log_level"].env) or "INFO")
+_LOG_LEVEL = BY_NAME["log_level"]
+log.setLevel(os.environ.get(_LOG_LEVEL.env) or str(_LOG_LEVEL.default))
 
 
 @frozen
@@ -40,7 +41,7 @@ class CloudConfig:
     fanout_leaf: int
     invoke_threads: int
     glue_database: str | None = None
-    log_level: str = "INFO"
+    log_level: str = str(_LOG_LEVEL.default)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloudConfig:

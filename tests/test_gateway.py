@@ -358,6 +358,17 @@ def test_the_gateway_answers_as_the_lambda_parent_does(
         lambda_entry.use_adapters(None)
 
 
+def test_a_body_json_accepts_but_not_in_utf8_reaches_the_router_intact(
+    start_gateway: StartGateway,
+) -> None:
+    # API Gateway hands such a body over in base64; the router decodes it
+    server = start_gateway()
+    body = json.dumps(tiny_request("token-utf16")).encode("utf-16")
+    answer = server.gateway.handle("POST", "/runs", {"host": "127.0.0.1"}, body)
+    assert answer.status == 202, answer.body
+    assert answer.body["point_count"] == 4
+
+
 class BrokenTarget(EmbeddedTarget):
     def parent_deps(self) -> ParentDeps:
         def explode() -> str:
