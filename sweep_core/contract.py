@@ -228,6 +228,36 @@ class RedriveRecord:
 
 
 @frozen
+class CancelRecord:
+    """A run stopped by its user: no shard of the dispatch generation it names starts after it
+    (each redrive starts a new generation, so ``redrive --force`` runs the shards again)."""
+
+    run_id: str
+    generation: int
+    created_at: str
+    schema_version: str = _version()
+
+
+@frozen
+class RunSummary:
+    """A settled run's row of ``sweep runs``, recorded once for its dispatch generation so
+    listing many runs opens no outcome object."""
+
+    run_id: str
+    generation: int
+    label: str | None
+    kernel: str
+    point_count: int
+    shard_count: int
+    created_at: str
+    finished_at: str | None
+    succeeded: int
+    failed: int
+    cancelled: int
+    schema_version: str = _version()
+
+
+@frozen
 class ClientTokenRecord:
     """Which run a client token started, and a digest of the request it came with."""
 

@@ -12,6 +12,7 @@ from sweep_core.settings import DEFAULT_PREFIX
 
 RUN_ID_PATTERN = re.compile(r"^(\d{8})T(\d{6})Z-([0-9a-f]{8})$")
 _OUTCOME_FILE = re.compile(r"^shard=(\d+)(?:-attempt=(\d+))?\.parquet$")
+_RUN_RECORD = re.compile(r"/runs/run_date=[0-9-]+/run_id=([^/]+)/([^/]+)$")
 _COMPACTED_FILE = re.compile(r"^compacted-(\d+)\.parquet$")
 _OUTCOME_KEY = re.compile(r"/status=(success|failure)/shard=(\d+)(?:-attempt=(\d+))?\.parquet$")
 COMPACTED_STEM = "compacted-"
@@ -74,6 +75,27 @@ class Layout:
 
     def manifest_key(self, run_id: str) -> str:
         return f"{self._run('runs', run_id)}/manifest.json"
+
+    def runs_root(self) -> str:
+        """Where every run's folder (manifest, redrives, cancel and summary records) lies."""
+        return f"{self.prefix}/runs/"
+
+    def run_folder(self, run_id: str) -> str:
+        return f"{self._run('runs', run_id)}/"
+
+    def cancel_key(self, run_id: str, generation: int) -> str:
+        """The cancel record of a dispatch generation (0: the submit; n: after redrive n)."""
+        return f"{self._run('runs', run_id)}/cancel-{generation:04d}.json"
+
+    def summary_key(self, run_id: str, generation: int) -> str:
+        return f"{self._run('runs', run_id)}/summary-{generation:04d}.json"
+
+    @staticmethod
+    def run_record(key: str) -> tuple[str, str] | None:
+        """``(run_id, record name)`` of a key in a run's folder (``manifest.json``,
+        ``redrive-0001.json``, ...), or None for any other key."""
+        match = _RUN_RECORD.search(key)
+        return None if match is None else (match.group(1), match.group(2))
 
     def redrive_prefix(self, run_id: str) -> str:
         return f"{self._run('runs', run_id)}/redrive-"

@@ -36,6 +36,7 @@ class RunStatusBody:
     failed: int
     missing: int
     failed_attempts: int
+    cancelled: int
 
 
 @frozen

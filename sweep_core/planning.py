@@ -8,7 +8,7 @@ import numpy as np
 from attrs import field, frozen
 from numpy.typing import NDArray
 
-from sweep_core.contract import Sharding
+from sweep_core.contract import Sharding, ShardTask, SweepRequest
 
 
 @frozen
@@ -89,3 +89,12 @@ def plan_shards(point_count: int, sharding: Sharding) -> ShardPlan:
         assert sharding.shard_size is not None
         bounds = np.minimum(np.arange(count + 1, dtype=np.int64) * sharding.shard_size, point_count)
     return ShardPlan(point_count, bounds)
+
+
+def largest_task_bytes(request: SweepRequest) -> int:
+    """The size of the request's largest shard task as sent to a worker (JSON bytes): every
+    task carries the whole request, so this bounds what an asynchronous invoke must take."""
+    from sweep_core.convert import dumps
+
+    largest = ShardTask("0" * 32, "2026-01-01", 10**9, 10**15, 10**15, request)
+    return len(dumps(largest).encode())

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from sweep_core.contract import RedriveRecord, RunManifest
 from sweep_core.convert import loads, structure
@@ -52,6 +52,8 @@ class RunStatus:
     failed_shards: frozenset[int] = frozenset()
     """Which shards ``failed`` counts (``failed_shards``): readers that show them, such as the
     report, use this rather than working the meaning out again."""
+    cancelled: int = 0
+    """Failed shards that were not run because the run was cancelled (``sweep cancel``)."""
 
     @property
     def missing(self) -> int:
@@ -62,6 +64,11 @@ class RunStatus:
         """Every shard has its last record: a success, or a failure nothing newer is awaited for."""
         return self.missing == 0
 
+    def _repr_html_(self) -> str:
+        from sweep_core.html import html_fields
+
+        return html_fields(self.as_dict().items())
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -71,6 +78,7 @@ class RunStatus:
             "failed": self.failed,
             "missing": self.missing,
             "failed_attempts": self.failed_attempts,
+            "cancelled": self.cancelled,
         }
 
 
@@ -125,15 +133,39 @@ def shard_records(store: ObjectStore, layout: Layout, run_id: str) -> ShardRecor
 
 
 def run_status(store: ObjectStore, layout: Layout, manifest: RunManifest) -> RunStatus:
-    """Where the run stands, from its outcome objects and redrive records."""
+    """Where the run stands, from its outcome objects and its folder's redrive and cancel
+    records."""
     run_id = manifest.run_id
-    return tally(
-        run_id,
-        manifest.shard_count,
-        manifest.point_count,
-        shard_records(store, layout, run_id),
-        read_redrives(store, layout, run_id),
-    )
+    records = shard_records(store, layout, run_id)
+    folder = set(store.list(layout.run_folder(run_id)))
+    redrive_prefix = layout.redrive_prefix(run_id)
+    redrives = [
+        structure(loads(store.get(key)), RedriveRecord)
+        for key in sorted(folder)
+        if key.startswith(redrive_prefix)
+    ]
+    status = tally(run_id, manifest.shard_count, manifest.point_count, records, redrives)
+    if layout.cancel_key(run_id, len(redrives)) in folder:
+        cancelled = cancelled_shards(store, layout, run_id, status.failed_shards)
+        status = evolve(status, cancelled=cancelled)
+    return status
+
+
+CANCELLED = "CANCELLED"
+"""The error code of a shard that was not run because its run was cancelled."""
+
+
+def cancelled_shards(store: ObjectStore, layout: Layout, run_id: str, shards: Iterable[int]) -> int:
+    """How many of ``shards`` (failed ones) last failed because the run was cancelled."""
+    from sweep_core.records import read_outcome  # pyarrow: only for cancelled runs
+
+    count = 0
+    for shard in shards:
+        keys = sorted(store.list(layout.failure_prefix(run_id, shard)))
+        if keys:
+            last = read_outcome(store.get(keys[-1]), run_id, "failure")
+            count += last.error_code == CANCELLED
+    return count
 
 
 def find_manifest(store: ObjectStore, layout: Layout, run_id: str, where: str) -> RunManifest:
@@ -146,13 +178,6 @@ def find_manifest(store: ObjectStore, layout: Layout, run_id: str, where: str) -
     if manifest is None:
         raise LookupError(f"no run {run_id} in {where}")
     return manifest
-
-
-def read_redrives(store: ObjectStore, layout: Layout, run_id: str) -> list[RedriveRecord]:
-    return [
-        structure(loads(store.get(key)), RedriveRecord)
-        for key in store.list(layout.redrive_prefix(run_id))
-    ]
 
 
 def read_manifest(store: ObjectStore, layout: Layout, run_id: str) -> RunManifest | None:

@@ -30,7 +30,13 @@ class UserError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # An SQL text after options (``sweep query RUN --data-dir D "SQL"``): argparse gives
+    # positionals their values before the first option, so take it here.
+    if extra and getattr(args, "accepts_sql", False) and args.sql is None and len(extra) == 1:
+        args.sql, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result: int = args.handler(args)
         return result
@@ -60,86 +66,151 @@ def _user_error(exc: Exception) -> int | None:
     return None
 
 
+DESCRIPTION = """Fan a numeric parameter sweep out over local worker processes or AWS Lambda,
+and follow, query and report its runs. A RUN is a run id, 'latest', or a unique start of a run
+id. User errors exit with code 2; 'run --wait' and 'redrive --wait' exit 1 when the run settles
+with failed shards."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option says its default, unless it has none or says it itself."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sweep", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sweep", description=DESCRIPTION, formatter_class=_HelpFormatter
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of a sweep request")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help, description=help[0].upper() + help[1:] + ".",
+            formatter_class=_HelpFormatter,
+        )  # fmt: skip
+
+    schema = command("schema", "print the JSON Schema of a sweep request")
     schema.set_defaults(handler=_schema)
 
-    plan = commands.add_parser("plan", help="validate a spec and show how it would be sharded")
+    plan = command("plan", "validate a spec and show its axes and shards; runs nothing")
     plan.add_argument("spec", type=Path, help="sweep request JSON file")
-    plan.add_argument("--json", action="store_true", help="print one JSON object")
+    plan.add_argument("--json", action="store_true", help="print one JSON object, every shard")
+    plan.add_argument(
+        "--estimate",
+        action="store_true",
+        help="time a short local sample of the kernel and estimate the run's time and cost",
+    )
+    plan.add_argument(
+        "--workers", type=int, help="local workers to estimate for (default: one per core)"
+    )
+    plan.add_argument(
+        "--memory-mb", type=int, default=1769, help="Lambda worker memory to estimate for"
+    )
+    plan.add_argument(
+        "--arch", choices=("arm64", "x86_64"), default="arm64", help="Lambda architecture"
+    )
     plan.set_defaults(handler=_plan)
 
-    run = commands.add_parser("run", help="submit a sweep (its shards run in the background)")
+    run = command("run", "submit a sweep (its shards run in the background)")
     run.add_argument("spec", type=Path, help="sweep request JSON file")
     _target_options(run)
-    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    _workers_option(run)
     run.add_argument("--wait", action="store_true", help="wait until every shard has settled")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(handler=_run)
 
-    status = commands.add_parser("status", help="shards succeeded, failed and missing")
-    status.add_argument("run_id")
+    runs = command("runs", "list the runs, newest first")
+    runs.add_argument(
+        "--since", help="only runs created on or after DATE (YYYY-MM-DD), UTC (default: any date)"
+    )
+    runs.add_argument(
+        "--label", metavar="TEXT", help="only runs whose label contains TEXT (default: any)"
+    )
+    runs.add_argument("--kernel", help="only runs of this kernel (default: any)")
+    _target_options(runs)
+    runs.add_argument("--json", action="store_true", help="print one JSON object per run")
+    runs.set_defaults(handler=_runs)
+
+    status = command("status", "shards succeeded, failed and missing")
+    _run_argument(status, optional=True)
     _target_options(status)
     status.add_argument("--wait", action="store_true", help="wait until every shard has settled")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
 
-    results = commands.add_parser("results", help="write a run's points to Parquet or CSV")
-    results.add_argument("run_id")
-    results.add_argument("--out", type=Path, required=True, help="FILE.parquet or FILE.csv")
+    cancel = command("cancel", "stop a run: no more of its shards start")
+    _run_argument(cancel)
+    _target_options(cancel)
+    cancel.add_argument("--json", action="store_true", help="print one JSON object")
+    cancel.set_defaults(handler=_cancel)
+
+    results = command("results", "write a run's points to Parquet, CSV or NetCDF")
+    _run_argument(results)
+    results.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="FILE.parquet, FILE.csv or FILE.nc (NetCDF needs the xarray extra)",
+    )
     _target_options(results)
     results.set_defaults(handler=_results)
 
-    redrive = commands.add_parser("redrive", help="re-run only the shards without a success")
-    redrive.add_argument("run_id")
+    redrive = command("redrive", "re-run only the shards without a success")
+    _run_argument(redrive)
     _target_options(redrive)
-    redrive.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    _workers_option(redrive)
+    redrive.add_argument(
+        "--force", action="store_true", help="redrive a cancelled run (its cancel is overridden)"
+    )
     redrive.add_argument("--wait", action="store_true", help="wait until every shard has settled")
     redrive.add_argument("--json", action="store_true", help="print one JSON object")
     redrive.set_defaults(handler=_redrive)
 
-    query = commands.add_parser(
-        "query", help="run Athena SQL over a run (DuckDB locally); ? takes the run id"
+    query = command("query", "run Athena SQL over a run (DuckDB locally); each ? takes the run id")
+    _run_argument(query)
+    query.add_argument("sql", nargs="?", help="one SQL statement (or --name)")
+    query.add_argument(
+        "--name",
+        choices=QUERY_NAMES,
+        help="a shipped query instead of SQL (default: the SQL given)",
     )
-    query.add_argument("run_id")
-    what = query.add_mutually_exclusive_group(required=True)
-    what.add_argument("sql", nargs="?", help="one SQL statement")
-    what.add_argument("--name", choices=QUERY_NAMES, help="a shipped query")
     _target_options(query)
     query.add_argument("--json", action="store_true", help="print rows as JSON lines")
-    query.set_defaults(handler=_query)
+    query.set_defaults(handler=_query, accepts_sql=True)
 
-    report = commands.add_parser(
-        "report", help="write PNG figures and one self-contained HTML page about a run"
-    )
-    report.add_argument("run_id")
-    report.add_argument("--out", type=Path, help="folder for the files (default report-RUN_ID)")
+    report = command("report", "write PNG figures and one self-contained HTML page about a run")
+    _run_argument(report)
+    report.add_argument("--out", type=Path, help="folder for the files (default: report-RUN_ID)")
     report.add_argument("--metric", help="metric to plot over the axes (default: the first)")
+    report.add_argument("--open", action="store_true", help="open the page in the web browser")
     _target_options(report)
     report.set_defaults(handler=_write_report)
 
-    compact = commands.add_parser(
+    compact = command(
         "compact",
-        help="rewrite a finished run's shard objects into a few large Parquet files "
+        "rewrite a settled run's shard objects into a few large Parquet files "
         "(embedded target; every query answer stays the same)",
     )
-    compact.add_argument("run_id")
-    compact.add_argument(
-        "--data-dir", help="data folder of the embedded target (default $SWEEP_DATA_DIR or .sweep)"
-    )
+    _run_argument(compact)
+    _data_dir_option(compact)
     compact.add_argument("--json", action="store_true", help="print one JSON object")
     compact.set_defaults(handler=_compact)
 
-    serve = commands.add_parser(
-        "serve", help="a local HTTP gateway (POST /runs, GET /runs/{id}) over the embedded target"
-    )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--data-dir", help="data folder (default $SWEEP_DATA_DIR or .sweep)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    serve = command("serve", "a local HTTP gateway (the deployed API) over the embedded target")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    _data_dir_option(serve)
+    _workers_option(serve)
     serve.add_argument(
         "--auth",
         action="store_true",
@@ -149,17 +220,45 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--region", default="us-east-1", help="region signatures must name")
     serve.set_defaults(handler=_serve)
 
-    openapi = commands.add_parser("openapi", help="print the API's OpenAPI document")
-    openapi.add_argument("--parent-invoke-arn", default="${parent_invoke_arn}")
-    openapi.add_argument("--region", default="${region}")
+    openapi = command("openapi", "print the API's OpenAPI document")
+    openapi.add_argument(
+        "--parent-invoke-arn",
+        default="${parent_invoke_arn}",
+        help="the parent function's invoke ARN, or a placeholder for the stack to fill",
+    )
+    openapi.add_argument("--region", default="${region}", help="AWS region, or a placeholder")
     openapi.set_defaults(handler=_openapi)
     return parser
 
 
-def _target_options(parser: argparse.ArgumentParser) -> None:
+def _run_argument(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    if optional:
+        parser.add_argument(
+            "run_id", nargs="?", default="latest", metavar="RUN",
+            help="a run id, 'latest', or a unique start of a run id (default: latest)",
+        )  # fmt: skip
+    else:
+        parser.add_argument(
+            "run_id", metavar="RUN", help="a run id, 'latest', or a unique start of a run id"
+        )
+
+
+def _workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data-dir", help="data folder of the embedded target (default $SWEEP_DATA_DIR or .sweep)"
-    )
+        "--workers", type=int, help="worker processes of the embedded target (default: one "
+        "per core)",
+    )  # fmt: skip
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", help="data folder of the embedded target (default: $SWEEP_DATA_DIR or "
+        ".sweep)",
+    )  # fmt: skip
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    _data_dir_option(parser)
     parser.add_argument(
         "--target",
         help="'embedded', or saved `pulumi stack output --json` of a deployed stack "
@@ -184,28 +283,60 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from sweep_core.planning import plan_shards
-    from sweep_core.validation import validate_request
+    from sweep_sdk.plan import estimate_run, plan_summary
 
-    sized = validate_request(read_spec(args.spec))
-    request, points = sized.request, sized.point_count
-    plan = plan_shards(points, request.sharding)
-    sizes = plan.bounds[1:] - plan.bounds[:-1]
-    summary = {
-        "kernel": request.kernel,
-        "points": points,
-        "shards": plan.shard_count,
-        "smallest_shard": int(sizes.min()),
-        "largest_shard": int(sizes.max()),
-        "axes": {name: axis.form for name, axis in request.axes.items()},
-        "sampling": request.sampling.method,
-    }
+    summary = plan_summary(read_spec(args.spec))
+    request = summary.pop("_request")
+    if args.estimate:
+        summary["estimate"] = estimate_run(
+            request, summary, workers=args.workers, memory_mb=args.memory_mb, arch=args.arch
+        )
     if args.json:
         print(json.dumps(summary))
-    else:
-        for key, value in summary.items():
-            print(f"{key:>15}: {value}")
+        return 0
+    print(f"kernel {summary['kernel']}, {summary['sampling']} sampling, seed {summary['seed']}")
+    print(f"{summary['points']:,} points in {summary['shards']:,} shards "
+          f"({summary['smallest_shard']:,} to {summary['largest_shard']:,} points each); "
+          f"a shard task is at most {summary['task_bytes']:,} bytes")  # fmt: skip
+    print("axes:")
+    for axis in summary["axes"]:
+        size = "sampled" if axis["size"] is None else f"{axis['size']:,} values"
+        print(f"  {axis['name']}: {axis['form']}, {size}")
+    shards = summary["shard_ranges"]
+    shown = shards if len(shards) <= 8 else [*shards[:4], None, *shards[-3:]]
+    print(f"{'shard':>8} {'start':>14} {'end':>14} {'points':>10}")
+    for r in shown:
+        if r is None:
+            print(f"{'...':>8}")
+        else:
+            print(f"{r['shard']:>8,} {r['start']:>14,} {r['end']:>14,} {r['points']:>10,}")
+    print(f"({len(shards):,} shards)")
+    if args.estimate:
+        _print_estimate(summary["estimate"])
     return 0
+
+
+def _print_estimate(estimate: dict[str, Any]) -> None:
+    local, cloud = estimate["local"], estimate["lambda"]
+    print(
+        f"estimate, from {estimate['sample_points']:,} sample points at "
+        f"{estimate['points_per_second']:,.0f} points/s on one core here:"
+    )
+    print(f"  locally on {local['workers']} workers: about {_duration(local['seconds'])}")
+    print(
+        f"  on Lambda ({cloud['memory_mb']} MB, {cloud['arch']}): about "
+        f"{cloud['gb_seconds']:,.0f} GB-s and {cloud['requests']:,} requests, "
+        f"${cloud['cost_usd']:,.4f} at public on-demand prices (an estimate; free tier and "
+        "taxes not counted)"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:,.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds / 3600:,.1f} h"
 
 
 def _target(args: argparse.Namespace, runner: StartedRunner | None = None) -> Target:
@@ -234,7 +365,8 @@ def _early_runner(args: argparse.Namespace) -> StartedRunner | None:
 def _open(args: argparse.Namespace) -> Run:
     from sweep_sdk.client import Run
 
-    run = Run(args.run_id, _target(args))
+    target = _target(args)
+    run = Run(target.resolve(args.run_id), target)
     _ = run.manifest
     return run
 
@@ -268,11 +400,45 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _redrive(args: argparse.Namespace) -> int:
+    from sweep_core.run_index import RunCancelled
+
     run = _open(args)
-    shards = run.redrive()
+    try:
+        shards = run.redrive(force=args.force)
+    except RunCancelled as exc:
+        raise UserError(str(exc)) from None
     if not args.json:
         print(f"run {run.run_id}: dispatched {len(shards)} shard(s) again")
     return _settle(run, args) if args.wait else _report(run.status(), run, args, final=False)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    run = _open(args)
+    record = run.cancel()
+    if args.json:
+        print(json.dumps({"run_id": run.run_id, "cancelled_at": record.created_at}))
+    else:
+        print(
+            f"run {run.run_id}: cancelled at {record.created_at}; no more shards start "
+            f"(running ones finish). Run the rest later with: sweep redrive {run.run_id} --force"
+        )
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from sweep_sdk.client import RUN_LIST_COLUMNS
+
+    try:
+        rows = _target(args).runs(since=args.since, label=args.label, kernel=args.kernel)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.as_dict()))
+        return 0
+    listed = [{**row.as_dict(), "created_at": row.created_at[:19]} for row in rows]
+    print(format_table(list(RUN_LIST_COLUMNS), listed))
+    return 0
 
 
 def _settle(run: Run, args: argparse.Namespace) -> int:
@@ -280,7 +446,8 @@ def _settle(run: Run, args: argparse.Namespace) -> int:
         status = run.wait(progress=not args.json)
     except KeyboardInterrupt:
         print(
-            f"\nstopped waiting; the run goes on. Watch it with: sweep status {run.run_id} --wait",
+            f"\nstopped waiting; the run goes on. Watch it with: sweep status {run.run_id} "
+            f"--wait; stop it with: sweep cancel {run.run_id}",
             file=sys.stderr,
         )
         return 130
@@ -296,6 +463,8 @@ def _report(status: RunStatus, run: Run, args: argparse.Namespace, final: bool) 
             f"{status.succeeded:,} succeeded, {status.failed:,} failed, {status.missing:,} missing"
             f" of {status.total:,} shards ({status.points_total:,} points)"
         )
+        if status.cancelled:
+            print(f"  cancelled: {status.cancelled:,} of the failed shards were never run")
         if status.failed:
             print(f"  see why: sweep query {run.run_id} --name slowest_shards; "
                   f"re-run failed shards: sweep redrive {run.run_id}")  # fmt: skip
@@ -303,7 +472,8 @@ def _report(status: RunStatus, run: Run, args: argparse.Namespace, final: bool) 
 
 
 def _results(args: argparse.Namespace) -> int:
-    table = _open(args).results()
+    run = _open(args)
+    table = run.results()
     suffix = args.out.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -313,8 +483,16 @@ def _results(args: argparse.Namespace) -> int:
         import pyarrow.csv as pacsv
 
         pacsv.write_csv(table, args.out)
+    elif suffix == ".nc":
+        from sweep_sdk.arrays import results_dataset
+
+        try:
+            dataset = results_dataset(run.manifest, table)
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+        dataset.to_netcdf(args.out)
     else:
-        raise UserError(f"--out must end in .parquet or .csv, not {args.out.name!r}")
+        raise UserError(f"--out must end in .parquet, .csv or .nc, not {args.out.name!r}")
     print(f"wrote {table.num_rows:,} points to {args.out}")
     return 0
 
@@ -322,6 +500,8 @@ def _results(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from sweep_core.named_queries import named_query
 
+    if (args.sql is None) == (args.name is None):
+        raise UserError("give one SQL statement or --name of a shipped query, not both")
     run = _open(args)
     table = run.query(named_query(args.name) if args.name else args.sql)
     if args.json:
@@ -343,6 +523,11 @@ def _write_report(args: argparse.Namespace) -> int:
     for figure in report.figures:
         print(f"wrote {figure.path}")
     print(f"wrote {report.html}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(Path(report.html).resolve().as_uri()):
+            print("no web browser to open it with here", file=sys.stderr)
     return 0
 
 
@@ -351,6 +536,7 @@ def _compact(args: argparse.Namespace) -> int:
     from sweep_sdk.embedded import EmbeddedTarget
 
     target = EmbeddedTarget.from_env(args.data_dir)
+    args.run_id = target.resolve(args.run_id)
     target.manifest(args.run_id)  # LookupError (exit 2) when there is no such run
     try:
         report = compact_run(target.store, target.layout, args.run_id)

@@ -17,14 +17,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import define
 
-from sweep_core.contract import AcceptedRun, RunManifest, SweepRequest
+from sweep_core.contract import AcceptedRun, CancelRecord, RunManifest, SweepRequest
 from sweep_core.convert import unstructure
+from sweep_core.html import html_fields, html_table
 from sweep_core.named_queries import named_query
+from sweep_core.run_index import RunRow
 from sweep_core.runs import RunStatus
 from sweep_sdk.targets import embedded_chosen
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import xarray as xr
 
 
 class Target(Protocol):
@@ -44,7 +47,17 @@ class Target(Protocol):
 
     def status(self, manifest: RunManifest) -> RunStatus: ...
 
-    def redrive(self, run_id: str) -> list[int]: ...
+    def redrive(self, run_id: str, force: bool = False) -> list[int]: ...
+
+    def cancel(self, run_id: str) -> CancelRecord: ...
+
+    def runs(
+        self, since: str | None = None, label: str | None = None, kernel: str | None = None
+    ) -> list[RunRow]: ...
+
+    def resolve(self, ref: str) -> str:
+        """The run id ``ref`` names: an id, ``latest``, or a unique prefix of an id."""
+        ...
 
     def results(self, manifest: RunManifest) -> pa.Table: ...
 
@@ -82,7 +95,8 @@ class Run:
         timeout
             Seconds to wait at most; ``None`` waits as long as it takes.
         progress
-            Draw a progress bar when stderr is a terminal.
+            Draw a progress bar: in a Jupyter notebook (a widget where ipywidgets is
+            installed, else text), or when stderr is a terminal.
 
         Raises
         ------
@@ -90,7 +104,8 @@ class Run:
             When ``timeout`` passes first; the run goes on.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _progress_bar(self.manifest) if progress and sys.stderr.isatty() else None
+        kind = progress_kind() if progress else None
+        bar = None if kind is None else _progress_bar(self.manifest, kind)
         try:
             while True:
                 asked = time.monotonic()
@@ -147,9 +162,80 @@ class Run:
         """Run one of the shipped queries (``sweep_sdk.query.local.QUERY_NAMES``) for this run."""
         return self.query(named_query(name))
 
-    def redrive(self) -> list[int]:
-        """Dispatch again every shard without a success, under the same run id."""
-        return self.target.redrive(self.run_id)
+    def redrive(self, force: bool = False) -> list[int]:
+        """Dispatch again every shard without a success, under the same run id (a cancelled
+        run only with ``force``)."""
+        return self.target.redrive(self.run_id, force)
+
+    def cancel(self) -> CancelRecord:
+        """Stop the run: no shard starts after this (each becomes a ``CANCELLED`` failure);
+        shards already running finish. ``redrive(force=True)`` runs the rest later."""
+        return self.target.cancel(self.run_id)
+
+    def to_xarray(self) -> xr.Dataset:
+        """The results as an xarray Dataset: for a grid, one dimension per axis (coordinates
+        in the order given) and one variable per metric, failed points NaN and marked False
+        in the ``computed`` variable; for random and Sobol runs, one ``point`` dimension.
+
+        Needs the ``xarray`` extra (``pip install sweep[xarray]``).
+        """
+        from sweep_sdk.arrays import results_dataset
+
+        return results_dataset(self.manifest, self.results())
+
+    def _repr_html_(self) -> str:
+        status = self.status()
+        spec = self.manifest.spec
+        rows = [
+            ("run", self.run_id), ("kernel", spec.kernel), ("label", spec.label or ""),
+            ("points", f"{status.points_total:,}"), ("shards", f"{status.total:,}"),
+            ("succeeded", status.succeeded), ("failed", status.failed),
+            ("missing", status.missing), ("cancelled", status.cancelled),
+            ("where", self.target.location),
+        ]  # fmt: skip
+        return html_fields(rows)
+
+
+class RunList(list[RunRow]):
+    """Runs as ``runs()`` lists them, newest first; a table in a notebook."""
+
+    def to_arrow(self) -> pa.Table:
+        import pyarrow as pa
+
+        columns = RUN_LIST_COLUMNS
+        return pa.table({c: [row.as_dict()[c] for row in self] for c in columns})
+
+    def _repr_html_(self) -> str:
+        return html_table(RUN_LIST_COLUMNS, [row.as_dict() for row in self])
+
+
+RUN_LIST_COLUMNS = (
+    "run_id", "label", "kernel", "points", "shards", "succeeded", "failed", "missing",
+    "cancelled", "state", "created_at", "duration_s",
+)  # fmt: skip
+
+
+def runs(
+    *,
+    target: Target | str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    since: str | None = None,
+    label: str | None = None,
+    kernel: str | None = None,
+) -> RunList:
+    """The runs of a target (by default as ``submit`` chooses it), newest first.
+
+    Parameters
+    ----------
+    since
+        Only runs created on or after this date (``YYYY-MM-DD``) or ISO date-time, UTC.
+    label
+        Only runs whose label contains this text (case-insensitive).
+    kernel
+        Only runs of this kernel.
+    """
+    chosen = resolve_target(target, data_dir=data_dir)
+    return RunList(chosen.runs(since=since, label=label, kernel=kernel))
 
 
 def submit(
@@ -195,8 +281,10 @@ def open_run(
     target: Target | str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> Run:
-    """Reopen a run by id (raises ``LookupError`` when there is none)."""
-    run = Run(run_id, resolve_target(target, data_dir=data_dir))
+    """Reopen a run by id, ``latest``, or a unique prefix of its id (as git takes commit ids);
+    raises ``LookupError`` when there is no such run or the prefix is not unique."""
+    chosen = resolve_target(target, data_dir=data_dir)
+    run = Run(chosen.resolve(run_id), chosen)
     _ = run.manifest
     return run
 
@@ -234,8 +322,31 @@ def _raw(spec: SweepRequest | dict[str, Any] | str | os.PathLike[str]) -> Any:
     return spec
 
 
-def _progress_bar(manifest: RunManifest) -> Any:
-    from tqdm import tqdm
+def progress_kind() -> str | None:
+    """How ``wait`` shows progress here: ``notebook`` (a Jupyter widget), ``text``, or None
+    (stderr is no terminal and this is no notebook: a log file gets no bar)."""
+    if _in_notebook():
+        try:
+            import ipywidgets  # noqa: F401  (tqdm needs it)
+        except ImportError:
+            return "text"
+        return "notebook"
+    return "text" if sys.stderr.isatty() else None
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ipython = shell.get_ipython()
+    return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})
+
+
+def _progress_bar(manifest: RunManifest, kind: str) -> Any:
+    if kind == "notebook":
+        from tqdm.notebook import tqdm
+    else:
+        from tqdm import tqdm
 
     return tqdm(
         total=manifest.shard_count,

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from runtime.adapters.s3 import S3Store
     from sweep_sdk.query.athena import AthenaEngine
 
-from sweep_core.contract import AcceptedRun, RunManifest
+from sweep_core.contract import AcceptedRun, CancelRecord, RunManifest
 from sweep_core.layout import Layout
+from sweep_core.run_index import RunRow, find_run_id, list_runs
 from sweep_core.runs import RunStatus, find_manifest, run_status
 from sweep_core.settings import DEFAULT_PREFIX
 from sweep_sdk.remote import RemoteApi
@@ -122,8 +123,19 @@ class RemoteTarget:
     def status(self, manifest: RunManifest) -> RunStatus:
         return run_status(self.store, self.layout, manifest)
 
-    def redrive(self, run_id: str) -> list[int]:
-        return self.api.redrive(run_id)
+    def redrive(self, run_id: str, force: bool = False) -> list[int]:
+        return self.api.redrive(run_id, force)
+
+    def cancel(self, run_id: str) -> CancelRecord:
+        return self.api.cancel(run_id)
+
+    def runs(
+        self, since: str | None = None, label: str | None = None, kernel: str | None = None
+    ) -> list[RunRow]:
+        return list_runs(self.store, self.layout, since=since, label=label, kernel=kernel)
+
+    def resolve(self, ref: str) -> str:
+        return find_run_id(self.store, self.layout, ref)
 
     def results(self, manifest: RunManifest) -> pa.Table:
         import pyarrow as pa

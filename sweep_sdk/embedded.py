@@ -17,11 +17,12 @@ from runtime.adapters.local_store import LocalStore, random_token
 from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
 from runtime.local.pool import DetachedLocalInvoker, LocalInvoker, WorkerPool
 from runtime.local.runner import EmbeddedSettings, StartedRunner, data_dir_from_env
-from sweep_core.contract import AcceptedRun, ErrorResponse, RunManifest
+from sweep_core.contract import AcceptedRun, CancelRecord, ErrorResponse, RunManifest
 from sweep_core.convert import ContractError
 from sweep_core.kernels import catalog, points_schema
 from sweep_core.layout import Layout
 from sweep_core.ports import Invoker, utc_now
+from sweep_core.run_index import RunRow, cancel_run, find_run_id, list_runs
 from sweep_core.runs import RunStatus, find_manifest, run_status
 from sweep_sdk.errors import SubmitError
 from sweep_sdk.query.local import LocalQueryEngine
@@ -93,8 +94,19 @@ class EmbeddedTarget:
     def status(self, manifest: RunManifest) -> RunStatus:
         return run_status(self.store, self.layout, manifest)
 
-    def redrive(self, run_id: str) -> list[int]:
-        return redrive_run(run_id, self.parent_deps())
+    def redrive(self, run_id: str, force: bool = False) -> list[int]:
+        return redrive_run(run_id, self.parent_deps(), force)
+
+    def cancel(self, run_id: str) -> CancelRecord:
+        return cancel_run(self.store, self.layout, run_id, utc_now)
+
+    def runs(
+        self, since: str | None = None, label: str | None = None, kernel: str | None = None
+    ) -> list[RunRow]:
+        return list_runs(self.store, self.layout, since=since, label=label, kernel=kernel)
+
+    def resolve(self, ref: str) -> str:
+        return find_run_id(self.store, self.layout, ref)
 
     def results(self, manifest: RunManifest) -> pa.Table:
         schema = points_schema(manifest.spec.kernel)

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from attrs import field, frozen
 
-from sweep_core.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
+from sweep_core.contract import AcceptedRun, CancelRecord, ErrorBody, ErrorResponse, Problem
 from sweep_core.convert import ContractError, structure
 from sweep_core.openapi import RedriveAccepted
 from sweep_core.ports import Clock, utc_now
@@ -291,10 +291,18 @@ class RemoteApi:
         ``failed``, ``missing``, ``failed_attempts`` (``LookupError`` if there is no run)."""
         return parse_status(self.call("GET", f"/runs/{quote(run_id, safe='')}"), run_id)
 
-    def redrive(self, run_id: str) -> list[int]:
-        """Dispatch again every shard without a success; returns their numbers."""
+    def redrive(self, run_id: str, force: bool = False) -> list[int]:
+        """Dispatch again every shard without a success; returns their numbers. A cancelled
+        run is redriven only with ``force`` (a 409 otherwise)."""
         path = f"/runs/{quote(run_id, safe='')}/redrive"
-        return parse_redrive(self.call("POST", path, b""), run_id)
+        body = encode_json({"force": True}) if force else b""
+        return parse_redrive(self.call("POST", path, body), run_id)
+
+    def cancel(self, run_id: str) -> CancelRecord:
+        """Record that no more shards of the run may start; returns the cancel record."""
+        response = self.call("POST", f"/runs/{quote(run_id, safe='')}/cancel")
+        _raise_for_status(response, run_id)
+        return _parse_ok(response, CancelRecord)
 
     def call(self, method: str, path: str, body: bytes = b"") -> HttpResponse:
         """One API call with retries; returns the last answer, whatever its status.

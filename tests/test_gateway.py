@@ -132,7 +132,7 @@ def test_a_submitted_sweep_runs_and_reports_its_status(start_gateway: StartGatew
     status = wait_settled(api, accepted.run_id)
     assert status == {
         "run_id": accepted.run_id, "points": 4, "shards": 2, "succeeded": 2, "failed": 0,
-        "missing": 0, "failed_attempts": 0,
+        "missing": 0, "failed_attempts": 0, "cancelled": 0,
     }  # fmt: skip
     assert list(OAS30Validator(component_schemas()["RunStatus"]).iter_errors(status)) == []
     assert api.redrive(accepted.run_id) == []

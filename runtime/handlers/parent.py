@@ -29,8 +29,9 @@ from sweep_core.contract import (
 from sweep_core.convert import ContractError, dumps, loads, structure
 from sweep_core.kernel_spec import KernelCatalog
 from sweep_core.layout import Layout, new_run_id, run_date_of
-from sweep_core.planning import plan_shards
+from sweep_core.planning import largest_task_bytes, plan_shards
 from sweep_core.ports import Clock, Invoker, NotFound, ObjectStore, PartitionRegistrar
+from sweep_core.run_index import RunCancelled, is_cancelled
 from sweep_core.runs import read_manifest, shard_records
 from sweep_core.settings import MAX_ASYNC_PAYLOAD, default
 from sweep_core.validation import Limits, validate_request
@@ -135,15 +136,26 @@ def handle_dispatch(job: DispatchSlice, deps: ParentDeps) -> None:
     dispatch(manifest, job.shards, deps)
 
 
-def redrive_run(run_id: str, deps: ParentDeps) -> list[int]:
+def redrive_run(run_id: str, deps: ParentDeps, force: bool = False) -> list[int]:
     """Dispatch again every shard of the run that has no success; return their numbers.
 
     A redrive record lists them first, with the failures each had, so every reader of the
-    layout counts them as in flight until a newer record arrives.
+    layout counts them as in flight until a newer record arrives. The redrive starts a new
+    dispatch generation, which a cancel of the last one does not stop.
+
+    Raises
+    ------
+    RunCancelled
+        The run was cancelled and ``force`` is not given.
     """
     manifest = read_manifest(deps.store, deps.layout, run_id)
     if manifest is None:
         raise NotFound(f"no run {run_id}")
+    if not force and is_cancelled(deps.store, deps.layout, run_id):
+        raise RunCancelled(
+            f"run {run_id} was cancelled; redrive it with --force (force=True) to run its "
+            "shards without a success again"
+        )
     records = shard_records(deps.store, deps.layout, run_id)
     missing = [k for k in range(manifest.shard_count) if k not in records.succeeded]
     if not missing:
@@ -191,8 +203,7 @@ def error_response(
 
 def _oversized_task(request: SweepRequest, limit: int) -> ParentResponse | None:
     """Refuse a request whose shard tasks could not be delivered by an async invoke."""
-    largest = ShardTask("0" * 32, "2026-01-01", 10**9, 10**15, 10**15, request)
-    size = len(dumps(largest).encode())
+    size = largest_task_bytes(request)
     if size <= limit:
         return None
     exc = ContractError(

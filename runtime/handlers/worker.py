@@ -21,6 +21,8 @@ from sweep_core.kernels import KERNELS, Kernel, KernelError, evaluate
 from sweep_core.layout import COMPACTED_STEM, Layout
 from sweep_core.ports import Clock, InvocationContext, ObjectStore, TransientStoreError
 from sweep_core.records import PointsWriter, outcome_entries, outcome_parquet, read_outcome
+from sweep_core.run_index import is_cancelled
+from sweep_core.runs import CANCELLED
 from sweep_core.space import PointSpace
 from sweep_core.tables import points_table
 
@@ -58,6 +60,9 @@ def run_shard(task: ShardTask, context: InvocationContext, deps: WorkerDeps) -> 
     success_key = layout.success_key(task.run_id, task.shard)
     if store.exists(success_key):
         return _existing(task, deps)
+    if is_cancelled(store, layout, task.run_id):
+        message = "the run was cancelled before this shard started"
+        return record_failure(task, CANCELLED, message, deps)
     started = deps.clock()
     t0 = time.perf_counter()
     try:
