@@ -7,6 +7,7 @@ Benchmarks, in the order they run (the issue's figure numbers in brackets):
   local     [1-3]   `sweep run` vs the ideal, a bare ProcessPoolExecutor and Lithops
   scale     [9, 7]  10^6 points in 10,000 shards end to end; run_summary before and after
                     `sweep compact`
+  runs      [10]    `sweep runs` over 1,000 settled runs, against working out each status
 
 Subprocesses run with the worker environment (one BLAS thread) and, like an ordinary
 installation, may cache bytecode (PYTHONDONTWRITEBYTECODE is dropped for them), so every
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.common import Figure, cores, machine, parallel_capacity, say
 
-NAMES = ("core", "dispatch", "worker", "local", "scale")
+NAMES = ("core", "dispatch", "worker", "local", "scale", "runs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +100,10 @@ def _run(name: str, args: argparse.Namespace, rounds: int) -> list[Figure]:
 
         shards = args.shards or (60 if quick else 400)
         return local.run(shards, 100, args.workers, rounds, lithops=not args.no_lithops)
+    if name == "runs":
+        from benchmarks import runs
+
+        return runs.run(count=200 if quick else 1000, rounds=rounds)
     from benchmarks import scale
 
     if quick:
