@@ -149,7 +149,8 @@ def _own_logs(t: PolicyTargets, function: str) -> Document:
 
 
 def worker_policy(t: PolicyTargets) -> Document:
-    """The worker: writes outcome and point objects, reads them back, lists its outcomes.
+    """The worker: writes outcome and point objects, reads them back, lists its outcomes and
+    its run's folder (a cancel record there stops the shard before it starts).
 
     ``lambda:InvokeFunction`` on the failure recorder is not for the worker's code: Lambda
     delivers the on-failure destination record with the worker's execution role, so the role
@@ -170,7 +171,7 @@ def worker_policy(t: PolicyTargets) -> Document:
             [t.objects("outcomes/*"), t.objects("points/*")],
             wildcard="the worker reads back objects it wrote, whose keys are made at run time",
         ),
-        _list_keys(t, "ListOutcomeKeys", ["outcomes/*"]),
+        _list_keys(t, "ListOutcomeAndRunKeys", ["outcomes/*", "runs/*"]),
         _statement(
             "DeliverOnFailureRecords",
             ["lambda:InvokeFunction"],

@@ -12,7 +12,7 @@ from typing import Any
 from attrs import frozen
 
 from sweep_core._version import __version__
-from sweep_core.contract import SCHEMA_VERSION, AcceptedRun, ErrorResponse
+from sweep_core.contract import SCHEMA_VERSION, AcceptedRun, CancelRecord, ErrorResponse
 from sweep_core.layout import RUN_ID_PATTERN
 from sweep_core.schema import json_schema, request_json_schema
 
@@ -37,6 +37,13 @@ class RunStatusBody:
     missing: int
     failed_attempts: int
     cancelled: int
+
+
+@frozen
+class RedriveOptions:
+    """The optional body of a redrive: ``force`` redrives a cancelled run."""
+
+    force: bool = False
 
 
 @frozen
@@ -138,6 +145,8 @@ def component_schemas() -> dict[str, dict[str, Any]]:
         "ErrorResponse": json_schema(ErrorResponse),
         "RunStatus": json_schema(RunStatusBody),
         "RedriveAccepted": json_schema(RedriveAccepted),
+        "RedriveOptions": json_schema(RedriveOptions),
+        "CancelRecord": json_schema(CancelRecord),
     }
     schemas = {"SweepRequest": openapi_schema(request_json_schema())}
     for name, schema in generated.items():
@@ -257,6 +266,29 @@ def openapi_document(
                     "Dispatch again every shard without a success, under the same run id.",
                     {
                         "202": _json_response("The shards dispatched again.", "RedriveAccepted"),
+                        "400": _json_response("The options are invalid.", "ErrorResponse"),
+                        "404": _json_response("There is no such run.", "ErrorResponse"),
+                        "409": _json_response(
+                            "The run was cancelled and force is not given.", "ErrorResponse"
+                        ),
+                    },
+                    parameters=[copy.deepcopy(run_id)],
+                    requestBody={
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/RedriveOptions"}
+                            }
+                        },
+                    },
+                )
+            },
+            "/runs/{run_id}/cancel": {
+                "post": operation(
+                    "cancelRun",
+                    "Stop the run: no more of its shards start; running ones finish.",
+                    {
+                        "200": _json_response("The run's cancel record.", "CancelRecord"),
                         "404": _json_response("There is no such run.", "ErrorResponse"),
                     },
                     parameters=[copy.deepcopy(run_id)],

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from sweep_core.schema import request_json_schema
     from sweep_core.space import PointSpace, point_count
     from sweep_core.validation import Limits, parse_request
-    from sweep_sdk.client import Run, open_run, submit
+    from sweep_sdk.client import Run, RunList, open_run, runs, submit
     from sweep_sdk.errors import SubmitError
 
 _EXPORTS = {
     "submit": "sweep_sdk.client",
     "open_run": "sweep_sdk.client",
+    "runs": "sweep_sdk.client",
+    "RunList": "sweep_sdk.client",
     "Run": "sweep_sdk.client",
     "RunStatus": "sweep_core.runs",
     "SubmitError": "sweep_sdk.errors",
@@ -49,6 +51,7 @@ __all__ = [
     "PointSpace",
     "Problem",
     "Run",
+    "RunList",
     "RunStatus",
     "ShardPlan",
     "SubmitError",
@@ -59,6 +62,7 @@ __all__ = [
     "plan_shards",
     "point_count",
     "request_json_schema",
+    "runs",
     "submit",
 ]
 

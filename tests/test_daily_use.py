@@ -69,8 +69,9 @@ def _captured(tmp_path: Path) -> tuple[EmbeddedTarget, _Capture]:
 
 
 def _run_tasks(target: EmbeddedTarget, tasks: list[ShardTask]) -> list[str | None]:
-    from runtime.adapters.local_store import LocalContext, utc_now
+    from runtime.adapters.local_store import LocalContext
     from runtime.handlers.worker import WorkerDeps, run_shard
+    from sweep_core.ports import utc_now
 
     deps = WorkerDeps(target.store, target.layout, utc_now)
     return [run_shard(t, LocalContext.with_timeout(60), deps).error_code for t in tasks]
@@ -143,8 +144,8 @@ def test_a_settled_run_is_listed_from_its_summary_without_opening_an_outcome(
 def test_a_summary_is_not_used_once_a_redrive_starts_a_new_generation(
     tmp_path: Path, gbm_request: dict[str, Any]
 ) -> None:
-    from runtime.adapters.local_store import utc_now
     from runtime.handlers.worker import WorkerDeps, record_failure
+    from sweep_core.ports import utc_now
 
     target, capture = _captured(tmp_path)
     run = Run(target.submit(_tiny(gbm_request, "g")).run_id, target)

@@ -169,6 +169,26 @@ def test_a_remote_submit_imports_no_numpy_nor_the_runtime(
     assert wait_settled(remote(server), answer["run_id"])["succeeded"] == 2
 
 
+def test_a_run_is_cancelled_over_http_and_redriven_only_with_force(
+    start_gateway: StartGateway,
+) -> None:
+    api = remote(start_gateway(), credentials=None)
+    accepted = api.submit(tiny_request())
+    assert isinstance(accepted, AcceptedRun)
+    record = api.cancel(accepted.run_id)
+    assert (record.run_id, record.generation) == (accepted.run_id, 0)
+    assert api.cancel(accepted.run_id) == record  # once
+    wait_settled(api, accepted.run_id)
+    with pytest.raises(SubmitError) as refused:
+        api.redrive(accepted.run_id)
+    assert refused.value.status_code == 409
+    assert refused.value.error.error.code == "RUN_CANCELLED"
+    api.redrive(accepted.run_id, force=True)
+    assert wait_settled(api, accepted.run_id)["succeeded"] == 2
+    with pytest.raises(LookupError):
+        api.cancel("20261123T000000Z-00000000")
+
+
 @pytest.mark.parametrize(
     "breakage",
     [

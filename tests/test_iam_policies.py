@@ -347,7 +347,8 @@ def test_the_recorder_cannot_write_a_success(stack: BuiltStack) -> None:
         ("worker", LAYOUT.failure_prefix(RUN_ID, 1), True),
         ("worker", LAYOUT.success_key(RUN_ID, 1), True),  # HeadObject of a missing success
         ("worker", LAYOUT.points_prefix(KERNEL, RUN_ID), False),
-        ("worker", LAYOUT.redrive_prefix(RUN_ID), False),
+        ("worker", LAYOUT.run_folder(RUN_ID), True),  # a cancel record stops the shard
+        ("worker", f"{LAYOUT.prefix}/tokens/", False),
         ("worker", "", False),
         ("parent", LAYOUT.outcomes_prefix(RUN_ID), True),
         ("parent", LAYOUT.redrive_prefix(RUN_ID), True),

@@ -333,7 +333,7 @@ def test_the_api_is_the_contracts_openapi_document_for_the_parent(stack: BuiltSt
     document = _document(stack)
     validate(document)
     operations = [op for path in document["paths"].values() for op in path.values()]
-    assert len(operations) == 3
+    assert len(operations) == 4
     for op in operations:
         integration = op["x-amazon-apigateway-integration"]
         assert (integration["type"], integration["uri"]) == ("aws_proxy", parent.state["invokeArn"])

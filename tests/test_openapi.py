@@ -65,6 +65,7 @@ def test_every_operation_is_signed_and_proxied_to_the_parent() -> None:
         ("/runs", "post"),
         ("/runs/{run_id}", "get"),
         ("/runs/{run_id}/redrive", "post"),
+        ("/runs/{run_id}/cancel", "post"),
     }
     for _, _, op in ops:
         assert op["security"] == [{"sigv4": []}]

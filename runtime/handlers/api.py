@@ -11,16 +11,18 @@ from typing import Any
 
 from runtime.handlers.parent import ParentDeps, redrive_run, submit_run
 from sweep_core.contract import ErrorBody, ErrorResponse
-from sweep_core.convert import dumps
+from sweep_core.convert import ContractError, dumps, loads, structure
 from sweep_core.layout import run_date_of
-from sweep_core.openapi import RedriveAccepted
+from sweep_core.openapi import RedriveAccepted, RedriveOptions
 from sweep_core.ports import NotFound
+from sweep_core.run_index import RunCancelled, cancel_run
 from sweep_core.runs import read_manifest, run_status
 
 ROUTES: Mapping[str, str] = {
     "/runs": "POST",
     "/runs/{run_id}": "GET",
     "/runs/{run_id}/redrive": "POST",
+    "/runs/{run_id}/cancel": "POST",
 }
 """Each resource of the API and the one method it takes (as the OpenAPI document declares)."""
 
@@ -63,7 +65,8 @@ def _route(event: Mapping[str, Any], deps: Callable[[], ParentDeps]) -> dict[str
     if allowed is None:
         return error_reply(
             404, "NOT_FOUND", f"no route for {method} {event.get('path') or resource}; the API "
-            "has POST /runs, GET /runs/{run_id} and POST /runs/{run_id}/redrive",
+            "has POST /runs, GET /runs/{run_id}, POST /runs/{run_id}/redrive and "
+            "POST /runs/{run_id}/cancel",
         )  # fmt: skip
     if method != allowed:
         reply = error_reply(405, "METHOD_NOT_ALLOWED", f"use {allowed} here, not {method}")
@@ -81,11 +84,33 @@ def _route(event: Mapping[str, Any], deps: Callable[[], ParentDeps]) -> dict[str
         if manifest is None:
             return _no_run(run_id)
         return reply_json(200, run_status(parent.store, parent.layout, manifest).as_dict())
+    if resource == "/runs/{run_id}/cancel":
+        try:
+            return reply_json(200, cancel_run(parent.store, parent.layout, run_id, parent.clock))
+        except LookupError:
+            return _no_run(run_id)
+    options = _redrive_options(event)
+    if isinstance(options, dict):
+        return options
     try:
-        shards = redrive_run(run_id, parent)
+        shards = redrive_run(run_id, parent, force=options.force)
     except NotFound:
         return _no_run(run_id)
+    except RunCancelled as exc:
+        return error_reply(409, "RUN_CANCELLED", str(exc))
     return reply_json(202, RedriveAccepted(run_id, tuple(shards)))
+
+
+def _redrive_options(event: Mapping[str, Any]) -> RedriveOptions | dict[str, Any]:
+    """The redrive's options from its (optional) body, or a 400 saying what is wrong."""
+    body = _body(event)
+    if not body or not body.strip():
+        return RedriveOptions()
+    try:
+        return structure(loads(body), RedriveOptions)
+    except ContractError as exc:
+        error = ErrorBody("INVALID_REQUEST", "the redrive options are invalid", exc.problems)
+        return reply_json(400, ErrorResponse(error))
 
 
 def _body(event: Mapping[str, Any]) -> str | bytes:
