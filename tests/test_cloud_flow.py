@@ -225,3 +225,29 @@ def test_environment_is_validated_at_cold_start() -> None:
     assert "SWEEP_BUCKET is not set" in message
     assert "SWEEP_WORKER_FUNCTION is not set" in message
     assert "SWEEP_MAX_SHARDS must be a positive integer, not 'many'" in message
+
+
+def test_a_cancel_on_s3_stops_pending_invocations_and_runs_lists_the_run(
+    cloud: tuple[Any, CapturedLambda],
+) -> None:
+    from runtime.adapters.s3 import S3Store
+    from sweep_core.run_index import list_runs
+
+    s3, captured = cloud
+    response = lambda_entry.parent(event("apigw_post_runs.json"), context())
+    assert response is not None
+    run_id = json.loads(response["body"])["run_id"]
+    cancel = event("apigw_get_run.json")
+    cancel.update(httpMethod="POST", resource="/runs/{run_id}/cancel",
+                  path=f"/runs/{run_id}/cancel", pathParameters={"run_id": run_id})  # fmt: skip
+    answer = lambda_entry.parent(cancel, context())
+    assert answer is not None
+    assert answer["statusCode"] == 200
+    counts = drain(captured)  # every invocation still pending, retried ones included
+    assert counts["workers"] == 5
+    store, layout = S3Store(s3, BUCKET), Layout("results")
+    [row] = list_runs(store, layout)
+    assert (row.run_id, row.state, row.succeeded) == (run_id, "cancelled", 0)
+    assert row.cancelled == 5  # the crash is a WORKER_DIED failure, not a cancelled shard
+    assert list_runs(store, layout) == [row]  # from the summary it recorded
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=layout.summary_key(run_id, 0))["KeyCount"]
