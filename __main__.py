@@ -1,9 +1,10 @@
 """The sweep stack on AWS, as a Pulumi program (`pulumi up --stack sandbox`).
 
 Deploys, one component per concern (``infra/``):
+- artifacts: the code zip and dependency layers, built here (``infra/packaging``) when missing or
+  stale and reused from ``build/lambda`` otherwise;
 - storage: the results bucket (public access blocked, SSE-S3, TLS-only policy, versioning,
-  lifecycle rules from config) and an artifacts bucket with the uploaded Lambda code (and
-  dependency layer, when one is configured);
+  lifecycle rules from config) and an artifacts bucket with the uploaded code and layers;
 - iam: one execution role per function, each with only its own least-privilege policy
   (optionally under a permissions boundary);
 - compute: the parent, worker and failure-recorder Lambdas with their log groups, the
@@ -24,12 +25,19 @@ from __future__ import annotations
 import pulumi
 
 from infra.config import StackConfig
+from infra.packaging import BuildError
 from infra.stack import build_stack
 
 
 def main() -> None:
     config = StackConfig.from_pulumi(pulumi.Config("sweep"))
-    for name, value in build_stack(config).items():
+    try:
+        outputs = build_stack(config)
+    except (BuildError, ValueError, FileNotFoundError) as exc:
+        # The preview stops here with the reason, and no function is deployed without its code
+        # and layers.
+        raise pulumi.RunError(f"the Lambda artifacts: {exc}") from exc
+    for name, value in outputs.items():
         pulumi.export(name, value)
 
 

@@ -88,10 +88,16 @@ class Api(pulumi.ComponentResource):
             rest_api=self.rest_api.id,
             deployment=self.deployment.id,
             stage_name=config.api_stage,
-            access_log_settings={
-                "destination_arn": self.access_logs.arn,
-                "format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")),
-            },
+            # Access logs need the account's API Gateway CloudWatch role (a stage asking for
+            # them is refused without it): on only where this stack manages that role.
+            access_log_settings=(
+                {
+                    "destination_arn": self.access_logs.arn,
+                    "format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")),
+                }
+                if config.manage_api_gateway_account
+                else None
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=stage_dependencies),
         )
         self.method_settings = aws.apigateway.MethodSettings(

@@ -1,34 +1,37 @@
 """The Lambda artifacts the stack deploys: the code zip and the dependency layers, each known by
 the sha256 of exactly the bytes uploaded, under the content-addressed key
-``lambda/<kind>/<sha256>.zip`` that ``scripts/build_artifacts.py`` also uses.
+``lambda/<kind>/<sha256>.zip``.
 
-Each artifact is either a zip on disk that the stack uploads (``codeZip``, ``layerZip``,
-``scipyLayerZip``; without ``codeZip`` the program zips the packages itself), or, with
-``useExistingArtifacts``, an object already in the artifacts bucket, named by its key
-(``codeArtifactKey`` ...), for a rollback to a build deployed before.
+By default the program builds them itself (``infra.packaging``), reusing the cached build while its
+inputs are unchanged. A deploy may instead name zips it built (``codeZip``, ``layerZip``,
+``scipyLayerZip``, all three), or, with ``useExistingArtifacts``, objects already in the
+artifacts bucket by their keys (``codeArtifactKey`` ...), for a rollback to an earlier build.
+Whichever way, every artifact is there: no setting deploys a function without its layers.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import io
-import re
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from attrs import frozen
 
+from infra import packaging
 from infra.config import ArtifactSettings
+from infra.packaging.zips import sha256_file
 
-CODE_PACKAGES = ("sweep_core", "sweep_kernels", "runtime")
-"""The folders the functions import (handlers are ``runtime.lambda_entry.*``)."""
-KINDS = {"code": "code", "deps": "layer", "scipy": "layer-scipy"}
-"""The middle of each artifact's key, as the build script names them."""
-KEY_PATTERN = re.compile(r"^lambda/(?P<kind>[a-z][a-z-]*)/(?P<sha256>[0-9a-f]{64})\.zip$")
-_SHIPPED = (".py", ".sql")
-_MARKERS = ("py.typed",)
-_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+KINDS = {name: slot.kind for name, slot in packaging.SLOTS.items()}
+"""The middle of each artifact's key (``code``, ``layer``, ``layer-scipy``)."""
+KEY_PATTERN = packaging.KEY_PATTERN
+
+Builder = Callable[[packaging.Target, Path], dict[str, Path]]
+"""Builds (or finds cached) the artifacts for a target under a build folder: name → zip."""
+
+
+def default_builder(target: packaging.Target, build_dir: Path) -> dict[str, Path]:
+    built = packaging.ensure_built(target, build_dir=build_dir)
+    return {name: artifact.file for name, artifact in built.items()}
 
 
 @frozen
@@ -58,7 +61,7 @@ class Artifact:
     def of_file(cls, name: str, path: Path) -> Artifact:
         if not path.is_file():
             raise FileNotFoundError(f"{name} artifact {path} does not exist; build it first")
-        return cls(name, hashlib.sha256(path.read_bytes()).hexdigest(), path)
+        return cls(name, sha256_file(path), path)
 
     @classmethod
     def of_key(cls, name: str, key: str) -> Artifact:
@@ -77,79 +80,68 @@ class Artifacts:
     the ``scipy`` layer on the worker only (only Sobol decoding, in the worker, imports scipy)."""
 
     code: Artifact
-    deps: Artifact | None = None
-    scipy: Artifact | None = None
+    deps: Artifact
+    scipy: Artifact
 
     def all(self) -> list[Artifact]:
-        return [a for a in (self.code, self.deps, self.scipy) if a is not None]
+        return [self.code, self.deps, self.scipy]
 
 
-def shipped_files(source_root: Path) -> list[Path]:
-    """The files of the code packages that go into the zip, sorted (caches left out)."""
-    files = []
-    for package in CODE_PACKAGES:
-        for path in (source_root / package).rglob("*"):
-            if "__pycache__" in path.parts or not path.is_file():
-                continue
-            if path.suffix in _SHIPPED or path.name in _MARKERS:
-                files.append(path)
-    return sorted(files, key=lambda p: p.relative_to(source_root).as_posix())
+_ZIP_KEYS = {"code": "codeZip", "deps": "layerZip", "scipy": "scipyLayerZip"}
+_EXISTING_KEYS = {
+    "code": "codeArtifactKey",
+    "deps": "layerArtifactKey",
+    "scipy": "scipyLayerArtifactKey",
+}
 
 
-def code_zip_bytes(source_root: Path) -> bytes:
-    """The code zip: same files, same bytes, whatever the checkout's timestamps."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in shipped_files(source_root):
-            info = zipfile.ZipInfo(path.relative_to(source_root).as_posix(), date_time=_EPOCH)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
-    return buffer.getvalue()
-
-
-def build_code_zip(source_root: Path, out_dir: Path) -> Artifact:
-    """Write the code zip under ``out_dir`` (named by its digest) and describe it."""
-    data = code_zip_bytes(source_root)
-    digest = hashlib.sha256(data).hexdigest()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"lambda-code-{digest[:16]}.zip"
-    if not path.is_file() or path.read_bytes() != data:
-        path.write_bytes(data)
-    return Artifact("code", digest, path)
-
-
-def resolve_artifacts(settings: ArtifactSettings, source_root: Path) -> Artifacts:
-    """The artifacts ``settings`` name; relative paths are taken from ``source_root``.
+def resolve_artifacts(
+    settings: ArtifactSettings,
+    source_root: Path,
+    target: packaging.Target,
+    builder: Builder = default_builder,
+) -> Artifacts:
+    """The artifacts ``settings`` name, else those ``builder`` makes for ``target``; relative
+    paths are taken from ``source_root``.
 
     Raises
     ------
     FileNotFoundError
         For a configured zip that does not exist.
     ValueError
-        For ``useExistingArtifacts`` without a valid ``codeArtifactKey``, or a malformed key.
+        For a partial set of zips or keys (a function would miss its layer), or a malformed key.
+    BuildError
+        When the build cannot succeed (the message says why).
     """
     if settings.use_existing:
-        if not settings.code_key:
-            raise ValueError("useExistingArtifacts needs codeArtifactKey")
-        return Artifacts(
-            code=Artifact.of_key("code", settings.code_key),
-            deps=Artifact.of_key("deps", settings.layer_key) if settings.layer_key else None,
-            scipy=(
-                Artifact.of_key("scipy", settings.scipy_layer_key)
-                if settings.scipy_layer_key
-                else None
-            ),
+        keys = {
+            "code": settings.code_key,
+            "deps": settings.layer_key,
+            "scipy": settings.scipy_layer_key,
+        }
+        _all_set(keys, _EXISTING_KEYS, "useExistingArtifacts needs every artifact key; missing")
+        return Artifacts(**{name: Artifact.of_key(name, str(key)) for name, key in keys.items()})
+    zips = {
+        "code": settings.code_zip,
+        "deps": settings.layer_zip,
+        "scipy": settings.scipy_layer_zip,
+    }
+    if any(zips.values()):
+        _all_set(
+            zips,
+            _ZIP_KEYS,
+            "prebuilt zips come as a set (or none: the program builds them); missing",
         )
+        paths = {name: source_root / str(path) for name, path in zips.items()}
+    else:
+        paths = builder(target, source_root / settings.build_dir)
+        missing = sorted(set(_ZIP_KEYS) - set(paths))
+        if missing:
+            raise ValueError(f"the build made no {', '.join(missing)} artifact")
+    return Artifacts(**{name: Artifact.of_file(name, paths[name]) for name in _ZIP_KEYS})
 
-    def zipped(name: str, path: str | None) -> Artifact | None:
-        return Artifact.of_file(name, source_root / path) if path else None
 
-    code = zipped("code", settings.code_zip) or build_code_zip(
-        source_root, source_root / settings.build_dir
-    )
-    return Artifacts(
-        code=code,
-        deps=zipped("deps", settings.layer_zip),
-        scipy=zipped("scipy", settings.scipy_layer_zip),
-    )
+def _all_set(values: dict[str, str | None], keys: dict[str, str], why: str) -> None:
+    missing = [f"sweep:{keys[name]}" for name, value in values.items() if not value]
+    if missing:
+        raise ValueError(f"{why} {', '.join(missing)}")

@@ -71,8 +71,6 @@ class Functions(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.layers: dict[str, aws.lambda_.LayerVersion] = {}
         for layer in (artifacts.deps, artifacts.scipy):
-            if layer is None:
-                continue
             bucket, key = store.location(layer)
             self.layers[layer.name] = aws.lambda_.LayerVersion(
                 f"{name}-{layer.name}",
@@ -155,4 +153,4 @@ class Functions(pulumi.ComponentResource):
     def _layers_of(self, role: str) -> list[pulumi.Output[str]]:
         """The deps layer for every function; the scipy layer for the worker only."""
         names = ["deps", "scipy"] if role == "worker" else ["deps"]
-        return [self.layers[n].arn for n in names if n in self.layers]
+        return [self.layers[n].arn for n in names]

@@ -56,12 +56,13 @@ class FunctionSettings:
 class ArtifactSettings:
     """Where the Lambda code and its dependency layers come from (see ``infra.artifacts``).
 
-    Zips (paths relative to the project) are uploaded; without ``code_zip`` the program zips
-    the ``sweep_sdk`` and ``runtime`` folders itself, into ``build_dir``. With ``use_existing``
-    nothing is uploaded and the ``*_key`` objects already in the artifacts bucket are deployed.
+    Without zips the program builds the code zip and layers itself (``infra.packaging``) under
+    ``build_dir``, reusing the cached build while its inputs are unchanged. Zips (paths relative
+    to the project, all three) are uploaded as they are. With ``use_existing`` nothing is
+    uploaded and the ``*_key`` objects already in the artifacts bucket are deployed.
     """
 
-    build_dir: str = "build/pulumi"
+    build_dir: str = "build"
     code_zip: str | None = None
     layer_zip: str | None = None
     scipy_layer_zip: str | None = None

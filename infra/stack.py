@@ -8,9 +8,11 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from infra import artifacts as artifact_sources
+from infra import packaging
 from infra.analytics import Analytics
 from infra.api import Api
-from infra.artifacts import resolve_artifacts
+from infra.artifacts import Builder, resolve_artifacts
 from infra.compute import Functions
 from infra.config import StackConfig
 from infra.iam import FunctionRoles
@@ -28,19 +30,18 @@ OUTPUT_NAMES = (
 
 
 def build_stack(
-    config: StackConfig, source_root: Path = PROJECT_ROOT
+    config: StackConfig, source_root: Path = PROJECT_ROOT, builder: Builder | None = None
 ) -> dict[str, pulumi.Output[str]]:
     """Create every resource of the stack and return its outputs by name.
 
-    ``source_root`` is the project folder: the code zip is made from its packages, and
-    relative artifact paths in config are taken from it.
+    ``source_root`` is the project folder: relative artifact paths in config are taken from it.
+    ``builder`` makes the code zip and layers when config names none (default
+    ``infra.artifacts.default_builder``, looked up at call time so tests may replace it).
     """
-    artifacts = resolve_artifacts(config.artifacts, source_root)
-    if artifacts.deps is None:
-        pulumi.log.warn(
-            "no dependency layer configured (layerZip or layerArtifactKey): the functions "
-            "cannot import numpy/pyarrow until one is built (scripts/build_artifacts.py)"
-        )
+    target = packaging.Target.from_runtime(config.architecture, config.lambda_runtime)
+    artifacts = resolve_artifacts(
+        config.artifacts, source_root, target, builder or artifact_sources.default_builder
+    )
     provider = aws.Provider(
         "aws",
         region=config.region,
@@ -73,10 +74,8 @@ def build_stack(
         "recorder_function": functions.functions["recorder"].name,
         "artifacts_bucket": store.artifacts.bucket.bucket,
         "code_sha256": pulumi.Output.from_input(artifacts.code.sha256),
-        "layer_sha256": pulumi.Output.from_input(artifacts.deps.sha256 if artifacts.deps else ""),
-        "scipy_layer_sha256": pulumi.Output.from_input(
-            artifacts.scipy.sha256 if artifacts.scipy else ""
-        ),
+        "layer_sha256": pulumi.Output.from_input(artifacts.deps.sha256),
+        "scipy_layer_sha256": pulumi.Output.from_input(artifacts.scipy.sha256),
     }
     assert tuple(outputs) == OUTPUT_NAMES
     return outputs

@@ -235,3 +235,42 @@ def _credentials(
             return None
         return False, None
     return True, expires
+
+
+UNRESERVED_MINIMUM = 100
+"""Lambda refuses a reservation that leaves fewer unreserved concurrent executions."""
+
+
+def concurrency_problem(lambda_client: Any, reserved: int, worker: str) -> Problem | None:
+    """Why the account cannot give the worker ``reserved`` concurrent executions, or None.
+
+    Lambda keeps 100 executions unreserved; what the worker already reserves (a redeploy) is
+    counted as free, since the deploy only moves it.
+    """
+    if reserved <= 0:
+        return None
+    try:
+        limits = lambda_client.get_account_settings()["AccountLimit"]
+    except (ClientError, BotoCoreError) as exc:
+        return Problem(
+            f"the account's Lambda limits cannot be read (GetAccountSettings): {exc}",
+            "allow lambda:GetAccountSettings to the deploying role",
+        )
+    total = int(limits["ConcurrentExecutions"])
+    unreserved = int(limits.get("UnreservedConcurrentExecutions", total))
+    try:
+        current = lambda_client.get_function_concurrency(FunctionName=worker)
+        already = int(current.get("ReservedConcurrentExecutions") or 0)
+    except ClientError:
+        already = 0  # no such function yet
+    available = unreserved + already - UNRESERVED_MINIMUM
+    if reserved <= available:
+        return None
+    return Problem(
+        f"the account allows {total} concurrent Lambda executions ({unreserved} unreserved); "
+        f"the worker's reserved concurrency of {reserved} plus the {UNRESERVED_MINIMUM} Lambda "
+        f"keeps unreserved needs {reserved + UNRESERVED_MINIMUM - already} unreserved",
+        f"lower sweep:workerReservedConcurrency to {max(available, 0)} or less "
+        f"(pulumi config set sweep:workerReservedConcurrency N), or ask AWS for more: "
+        f"Service Quotas, 'Lambda / Concurrent executions'",
+    )

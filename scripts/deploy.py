@@ -7,13 +7,16 @@
    temporary credentials (a session token, valid for at least ``--min-validity-minutes``;
    long-lived keys only with ``--allow-long-lived-keys``), a region, and a logged-in Pulumi CLI.
    A failure prints its fix (``aws sso login --profile NAME`` or ``aws login``) and exits 2.
-2. Build the code zip and layers for the stack's runtime and architecture
-   (``scripts/build_artifacts.py``; exits 1 if over budget).
+   The account's Lambda concurrency must leave the worker's reserved concurrency plus the 100
+   unreserved executions Lambda insists on (``GetAccountSettings``); new accounts often have a
+   limit of 10, and the deploy would fail half way.
+2. Build the code zip and layers for the stack's runtime and architecture (``infra/packaging``,
+   cached: the Pulumi program then finds them built; exits 1 if the build cannot succeed).
 3. Save ``pulumi stack export`` of the current state under ``.stack-exports/<stack>/``
    (git-ignored): what a rollback restores.
-4. ``pulumi up --stack <stack>`` with the built zips set in the stack config
-   (``sweep:useExistingArtifacts=false``, ``sweep:codeZip``, ``sweep:layerZip``,
-   ``sweep:scipyLayerZip``); Pulumi shows the preview and asks unless ``--yes``. Then the new
+4. ``pulumi up --stack <stack>`` with ``sweep:useExistingArtifacts=false`` (undoing a rollback)
+   and no prebuilt zips named, so the program deploys the build it finds cached, exactly as a
+   plain ``pulumi up`` would; Pulumi shows the preview and asks unless ``--yes``. Then the new
    state is saved too.
 """
 
@@ -27,8 +30,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import build_artifacts as ba
-from _aws_session import PreflightFailed, preflight
+from _aws_session import PreflightFailed, concurrency_problem, preflight
 from _stack import EXPORTS, Pulumi, StackError, child_env, save_export
 
 Build = Callable[[ba.Target], ba.BuildResult]
@@ -44,10 +48,12 @@ def main(
     build: Build = default_build,
     env: Mapping[str, str] | None = None,
     sts: Any | None = None,
+    lambda_client: Any | None = None,
     now: datetime | None = None,
     exports: Path = EXPORTS,
 ) -> int:
-    """Run the deploy; returns the exit code. Tests inject ``build``, ``env`` and ``sts``."""
+    """Run the deploy; returns the exit code. Tests inject ``build``, ``env``, ``sts`` and
+    ``lambda_client``."""
     args = parse_args(argv)
     env = dict(os.environ if env is None else env)
     try:
@@ -65,6 +71,14 @@ def main(
             now=now,
             sts=sts,
         )
+        reserved = ba.stack_setting("sweep:workerReservedConcurrency", args.stack)
+        client = lambda_client or boto3.Session(profile_name=args.profile).client(
+            "lambda", region_name=session.region
+        )
+        worker = f"{ba.stack_setting('sweep:namePrefix', args.stack) or 'sweep'}-worker"
+        problem = concurrency_problem(client, int(reserved) if reserved else 0, worker)
+        if problem is not None:
+            raise PreflightFailed([problem])
     except PreflightFailed as failed:
         print(failed.report("deploy"), file=sys.stderr)
         return 2
@@ -84,7 +98,7 @@ def main(
         return 1
     print(f"saved the current state: {before}")
     print(f"  (to go back: python scripts/rollback.py --stack {args.stack} --from-export {before})")
-    code = pulumi.up(result.config(), yes=args.yes)
+    code = pulumi.up(deploy_config(), yes=args.yes)
     if code != 0:
         rollback = f"python scripts/rollback.py --stack {args.stack} --from-export {before}"
         print(
@@ -100,6 +114,15 @@ def main(
         return 1
     print(f"deployed; the new state is saved in {after}")
     return 0
+
+
+def deploy_config() -> dict[str, str]:
+    """What ``pulumi up`` is given: deploy the build (not a rollback's keys), and name no
+    prebuilt zip, so the program finds the build cached by its inputs, as a plain ``pulumi up``
+    does, and no build path is written into the stack file."""
+    values = {ba.USE_EXISTING: "false"}
+    values.update({slot.zip_key: "" for slot in ba.SLOTS.values()})
+    return values
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

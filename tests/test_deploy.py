@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -28,6 +29,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 import _stack  # noqa: E402
 import build_artifacts as ba  # noqa: E402
 import deploy  # noqa: E402
+from _aws_session import concurrency_problem  # noqa: E402
+
+from infra.packaging.builder import MIB, Artifact  # noqa: E402
+from infra.packaging.closure import CodeClosure  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 CURRENT_EXPORT = FIXTURES / "stack_export_v13.json"
@@ -117,20 +122,20 @@ def use_aws(
 def fake_build_result(out: Path) -> ba.BuildResult:
     out.mkdir(parents=True, exist_ok=True)
 
-    def artifact(name: str, size: int) -> ba.Artifact:
+    def artifact(name: str, size: int) -> Artifact:
         digest = hashlib.sha256(name.encode()).hexdigest()
         path = out / f"{digest}.zip"
         path.write_bytes(name.encode())
-        return ba.Artifact(name, path, digest, size // 3, size)
+        return Artifact(name, path, digest, size // 3, size)
 
     return ba.BuildResult(
         ba.Target("arm64", "3.12"),
         out,
         artifact("code", 115_000),
-        {"deps": artifact("deps", 110 * ba.MIB), "scipy": artifact("scipy", 80 * ba.MIB)},
+        {"deps": artifact("deps", 110 * MIB), "scipy": artifact("scipy", 80 * MIB)},
         {"deps": [], "scipy": []},
         {"deps": {}, "scipy": {}},
-        ba.CodeClosure({}, {"numpy": False}),
+        CodeClosure({}, {"numpy": False}),
     )
 
 
@@ -160,11 +165,45 @@ def moto_sts() -> Iterator[None]:
         yield
 
 
+class FakeLambda:
+    """``GetAccountSettings`` and ``GetFunctionConcurrency`` as Lambda answers them (moto has
+    no account settings)."""
+
+    def __init__(self, limit: int = 1000, unreserved: int | None = None, worker: int = 0) -> None:
+        self.limit, self.worker = limit, worker
+        self.unreserved = limit if unreserved is None else unreserved
+        self.asked: list[str] = []
+
+    def get_account_settings(self) -> dict[str, Any]:
+        limits = {"ConcurrentExecutions": self.limit}
+        return {"AccountLimit": limits | {"UnreservedConcurrentExecutions": self.unreserved}}
+
+    def get_function_concurrency(self, FunctionName: str) -> dict[str, Any]:  # noqa: N803
+        self.asked.append(FunctionName)
+        if self.worker:
+            return {"ReservedConcurrentExecutions": self.worker}
+        raise ClientError(
+            {"Error": {"Code": "ResourceNotFoundException", "Message": "no such function"}},
+            "GetFunctionConcurrency",
+        )
+
+
 def run_deploy(
-    tmp_path: Path, *args: str, build: FakeBuild, sts: Any | None = None
+    tmp_path: Path,
+    *args: str,
+    build: FakeBuild,
+    sts: Any | None = None,
+    lambda_client: Any | None = None,
 ) -> tuple[int, Path]:
     exports = tmp_path / "exports"
-    code = deploy.main([*args], build=build, now=NOW, exports=exports, sts=sts)
+    code = deploy.main(
+        [*args],
+        build=build,
+        now=NOW,
+        exports=exports,
+        sts=sts,
+        lambda_client=lambda_client or FakeLambda(),
+    )
     return code, exports
 
 
@@ -191,12 +230,12 @@ def test_deploy_preflights_builds_saves_the_state_then_runs_up(
         ["whoami"], ["<build>"], ["stack", "export"], ["up", "--stack"], ["stack", "export"]
     ]  # fmt: skip
     assert commands[2] == ["stack", "export", "--stack", "sandbox"]
-    result = fake_build_result(tmp_path / "out")
+    # the program finds the build cached by its inputs: no zip path goes into the stack file
     assert commands[3] == [
         "up", "--stack", "sandbox",
-        "--config", f"sweep:codeZip={result.code.file}",
-        "--config", f"sweep:layerZip={result.layers['deps'].file}",
-        "--config", f"sweep:scipyLayerZip={result.layers['scipy'].file}",
+        "--config", "sweep:codeZip=",
+        "--config", "sweep:layerZip=",
+        "--config", "sweep:scipyLayerZip=",
         "--config", "sweep:useExistingArtifacts=false",
         "--yes",
     ]  # fmt: skip
@@ -523,3 +562,48 @@ def test_a_failed_up_points_at_the_saved_state(
     assert f"python scripts/rollback.py --stack sandbox --from-export {before}" in (
         capsys.readouterr().err
     )
+
+
+# --- the account's Lambda concurrency ----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("moto_sts")
+def test_an_account_whose_concurrency_cannot_hold_the_worker_is_refused_with_the_fix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pulumi: Recorded,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    use_aws(monkeypatch, tmp_path)
+    build = FakeBuild(tmp_path / "out", pulumi)
+    new_account = FakeLambda(limit=10)
+
+    code, _ = run_deploy(tmp_path, "--yes", build=build, lambda_client=new_account)
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert build.targets == []
+    assert [c[:1] for c in pulumi.commands()] == [["whoami"]]  # nothing built or changed
+    assert "the account allows 10 concurrent Lambda executions" in err
+    assert "reserved concurrency of 100 plus the 100 Lambda keeps unreserved" in err
+    assert "lower sweep:workerReservedConcurrency to 0 or less" in err
+    assert "Service Quotas" in err
+
+
+@pytest.mark.parametrize(
+    ("account", "allowed"),
+    [
+        (FakeLambda(limit=1000), True),
+        (FakeLambda(limit=200), True),  # exactly 100 reserved + 100 unreserved
+        (FakeLambda(limit=199), False),
+        (FakeLambda(limit=1000, unreserved=150), False),  # other functions reserve 850
+        (FakeLambda(limit=1000, unreserved=150, worker=100), True),  # a redeploy: ours
+    ],
+)
+def test_the_concurrency_check_counts_what_others_reserve_and_what_the_worker_has(
+    account: FakeLambda, allowed: bool
+) -> None:
+    problem = concurrency_problem(account, 100, "sweep-sandbox-worker")
+
+    assert (problem is None) is allowed
+    assert account.asked == ["sweep-sandbox-worker"]

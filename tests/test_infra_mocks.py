@@ -28,7 +28,12 @@ from pulumi.runtime.sync_await import _sync_await
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from infra import artifacts as artifact_sources
 from infra.config import ArtifactSettings, StackConfig
+from infra.packaging import BuildError, Target
+from infra.packaging.builder import build_code
+from infra.packaging.closure import code_closure
+from infra.packaging.zips import write_zip
 from infra.stack import OUTPUT_NAMES, PROJECT_ROOT, build_stack
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pulumi_aws's own
@@ -191,15 +196,42 @@ class _Warnings:
         self.messages.append(message)
 
 
+class FakeBuilder:
+    """Stands in for ``infra.packaging``: the real code zip (without bytecode, so no Python 3.12 is
+    needed) and a small zip for each layer, in the build folder the program names."""
+
+    def __init__(self, error: str | None = None) -> None:
+        self.error = error
+        self.calls: list[tuple[Target, Path]] = []
+
+    def __call__(self, target: Target, build_dir: Path) -> dict[str, Path]:
+        self.calls.append((target, build_dir))
+        if self.error is not None:
+            raise BuildError(self.error)
+        out = build_dir / "lambda" / target.name
+        paths = {"code": build_code(code_closure(PROJECT_ROOT), PROJECT_ROOT, out).file}
+        for layer in ("deps", "scipy"):
+            (out / layer / "python").mkdir(parents=True, exist_ok=True)
+            (out / layer / "python" / f"{layer}_marker.py").write_text(f"LAYER = {layer!r}\n")
+            write_zip(out / f"{layer}.zip", out / layer, {f"python/{layer}_marker.py": 0o644})
+            paths[layer] = out / f"{layer}.zip"
+        return paths
+
+
 def build(
-    config: StackConfig, program: Callable[[], Mapping[str, Any]] | None = None
+    config: StackConfig,
+    program: Callable[[], Mapping[str, Any]] | None = None,
+    builder: FakeBuilder | None = None,
 ) -> BuiltStack:
-    """Build the stack with mocks, record it, and restore the Pulumi runtime's settings."""
+    """Build the stack with mocks (and a fake builder), record it, and restore the Pulumi
+    runtime's settings."""
     mocks = StackMocks()
     monitor = RecordingMonitor(mocks)
     warnings = _Warnings()
     original_warn = pulumi.log.warn
     pulumi.log.warn = warnings.warn  # type: ignore[assignment]
+    original_builder = artifact_sources.default_builder
+    artifact_sources.default_builder = builder or FakeBuilder()
     outputs: dict[str, Any] = {}
 
     def run() -> None:
@@ -215,6 +247,7 @@ def build(
         _sync_await(run_pulumi_func(run))
     finally:
         pulumi.log.warn = original_warn
+        artifact_sources.default_builder = original_builder
         reset_options()
         set_all_config({})
     return BuiltStack(config, tuple(monitor.registered), outputs, tuple(warnings.messages))
@@ -293,15 +326,38 @@ def test_the_program_exports_every_output_from_the_stack_file(
     assert {r.type for r in built.resources} == {r.type for r in sandbox_stack().resources}
 
 
-def test_the_build_warns_when_no_dependency_layer_is_configured() -> None:
+def test_the_stack_file_alone_gives_every_function_its_code_and_layers() -> None:
     stack = sandbox_stack()
-    assert stack.config.artifacts.layer_zip is None
-    assert any("no dependency layer" in w for w in stack.warnings)
-    assert stack.of_type("aws:lambda/layerVersion:LayerVersion") == []
+    assert stack.config.artifacts.layer_zip is None  # nothing prebuilt is named
+    uploads = {
+        r.inputs["key"]: Path(r.inputs["source"].path)
+        for r in stack.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    }
+    assert all(path.is_file() for path in uploads.values())
+    layers = {r.name: r for r in stack.of_type("aws:lambda/layerVersion:LayerVersion")}
+    assert set(layers) == {"compute-deps", "compute-scipy"}
+    for layer in layers.values():
+        assert layer.inputs["s3Key"] in uploads
+    for function in stack.of_type("aws:lambda/function:Function"):
+        assert function.inputs["s3Key"] in uploads
+        expected = 2 if function.name == "compute-worker" else 1
+        assert len(function.inputs["layers"]) == expected, function.name
+
+
+def test_a_build_that_cannot_succeed_fails_the_program_with_the_reason() -> None:
+    values = {**stack_file_config(), "sweep:artifactBuildDir": _BUILD_DIR.name}
+    reason = "no wheel of numpy==2.4.6 for arm64-py3.12"
+
+    def main() -> Mapping[str, Any]:
+        set_all_config(values)
+        runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+        return {}
+
+    with pytest.raises(pulumi.RunError, match=f"the Lambda artifacts: {reason}"):
+        build(config_from(values), program=main, builder=FakeBuilder(error=reason))
 
 
 def test_every_output_has_a_value_but_the_hashes_of_layers_not_built() -> None:
     outputs = sandbox_stack().outputs
     assert tuple(outputs) == OUTPUT_NAMES
-    assert all(isinstance(v, str) for v in outputs.values())
-    assert [k for k, v in outputs.items() if not v] == ["layer_sha256", "scipy_layer_sha256"]
+    assert all(isinstance(v, str) and v for v in outputs.values())

@@ -8,10 +8,7 @@ import base64
 import copy
 import hashlib
 import importlib
-import io
 import json
-import subprocess
-import sys
 import zipfile
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +28,7 @@ from test_infra_mocks import (
     API_ID,
     REGION,
     BuiltStack,
+    FakeBuilder,
     Registered,
     build,
     in_temp_build_dir,
@@ -39,10 +37,11 @@ from test_infra_mocks import (
 
 from infra.analytics import Analytics
 from infra.api import ACCESS_LOG_FORMAT, Api, api_document, document_digest
-from infra.artifacts import build_code_zip, code_zip_bytes, resolve_artifacts
+from infra.artifacts import resolve_artifacts
 from infra.compute import HANDLERS, Functions
 from infra.config import ATHENA_RESULTS_PREFIX, FUNCTION_ROLES, ArtifactSettings
 from infra.iam import FunctionRoles, api_gateway_logs_policy, tls_only_bucket_policy
+from infra.packaging import Target
 from infra.stack import OUTPUT_NAMES, PROJECT_ROOT
 from infra.storage import PrivateBucket, ResultsStore
 from runtime.adapters.local_store import LocalContext, LocalStore
@@ -60,6 +59,8 @@ from sweep_core.tables import OUTCOMES, points_table
 from sweep_sdk.cloud import RemoteConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+_KEY = "lambda/layer/" + "b" * 64 + ".zip"
 
 FUNCTION = "aws:lambda/function:Function"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -105,18 +106,18 @@ def test_every_resource_the_runtime_needs_exists(stack: BuiltStack) -> None:
         "aws:s3/bucketVersioning:BucketVersioning": 2,
         "aws:s3/bucketPolicy:BucketPolicy": 2,
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 2,
-        "aws:s3/bucketObjectv2:BucketObjectv2": 1,  # the code zip (no layer configured)
-        "aws:iam/role:Role": 3 + 1,  # a role per function, and API Gateway's logging role
-        "aws:iam/rolePolicy:RolePolicy": 3 + 1,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 3,  # the code zip and two layers
+        "aws:iam/role:Role": 3,  # a role per function (the account's API Gateway role: off)
+        "aws:iam/rolePolicy:RolePolicy": 3,
         FUNCTION: 3,
         "aws:lambda/alias:Alias": 3,  # each function's live alias
         "aws:cloudwatch/logGroup:LogGroup": 3 + 1,  # a group per function, and access logs
+        "aws:lambda/layerVersion:LayerVersion": 2,
         "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
         "aws:apigateway/restApi:RestApi": 1,
         "aws:apigateway/deployment:Deployment": 1,
         "aws:apigateway/stage:Stage": 1,
         "aws:apigateway/methodSettings:MethodSettings": 1,
-        "aws:apigateway/account:Account": 1,
         "aws:lambda/permission:Permission": 1,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
         TABLE: 2 + kernels,
@@ -206,7 +207,11 @@ def test_results_lifecycle_rules_come_from_config(stack: BuiltStack) -> None:
 
 
 def test_the_uploaded_code_is_the_zip_whose_hash_is_exported(stack: BuiltStack) -> None:
-    [upload] = stack.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    [upload] = [
+        r
+        for r in stack.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+        if r.inputs["key"].startswith("lambda/code/")
+    ]
     data = Path(upload.inputs["source"].path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     assert stack.outputs["code_sha256"] == digest
@@ -221,34 +226,6 @@ def test_the_uploaded_code_is_the_zip_whose_hash_is_exported(stack: BuiltStack) 
             upload.inputs["key"],
         )
     assert upload.retain_on_delete  # an earlier build stays deployable for a rollback
-
-
-def test_the_code_zip_is_reproducible_and_holds_only_the_packages(tmp_path: Path) -> None:
-    first = build_code_zip(PROJECT_ROOT, tmp_path / "a")
-    second = build_code_zip(PROJECT_ROOT, tmp_path / "b")
-    assert first.sha256 == second.sha256
-    names = zipfile.ZipFile(io.BytesIO(code_zip_bytes(PROJECT_ROOT))).namelist()
-    assert "runtime/lambda_entry.py" in names
-    assert {f"sweep_core/queries/{q}.sql" for q in QUERY_NAMES} <= set(names)
-    assert {n.split("/")[0] for n in names} == {"runtime", "sweep_core", "sweep_kernels"}
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-
-
-def test_the_handlers_import_from_the_code_zip_alone(stack: BuiltStack) -> None:
-    [upload] = stack.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
-    archive = upload.inputs["source"].path
-    handlers = [function(stack, role).inputs["handler"] for role in FUNCTION_ROLES]
-    probe = (
-        "import importlib, sys; sys.path.insert(0, sys.argv[1])\n"
-        "for h in sys.argv[2:]:\n"
-        "    module, _, name = h.rpartition('.')\n"
-        "    m = importlib.import_module(module)\n"
-        "    assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
-        "    assert callable(getattr(m, name))\n"
-        "from sweep_core.named_queries import named_query\n"
-        "assert 'outcomes' in named_query('run_summary')\n"
-    )
-    subprocess.run([sys.executable, "-c", probe, archive, *handlers], check=True, timeout=60)
 
 
 # --- compute ---------------------------------------------------------------------------------
@@ -399,7 +376,21 @@ def test_a_changed_document_makes_a_new_deployment(stack: BuiltStack) -> None:
     assert api_document(alias(stack, "parent").state["invokeArn"], REGION) == api.inputs["body"]
 
 
-def test_the_stage_throttles_logs_access_and_is_the_exported_url(stack: BuiltStack) -> None:
+@pytest.fixture(scope="module")
+def own_account() -> BuiltStack:
+    """The sandbox with ``manageApiGatewayAccount`` on, as in an account of one's own."""
+    return build(attrs.evolve(sandbox_stack().config, manage_api_gateway_account=True))
+
+
+def test_the_sandbox_leaves_the_accounts_api_gateway_role_alone(stack: BuiltStack) -> None:
+    assert stack.config.manage_api_gateway_account is False
+    assert stack.of_type("aws:apigateway/account:Account") == []
+    [stage] = stack.of_type("aws:apigateway/stage:Stage")
+    assert stage.inputs.get("accessLogSettings") is None  # refused without the account's role
+
+
+def test_the_stage_throttles_logs_access_and_is_the_exported_url(own_account: BuiltStack) -> None:
+    stack = own_account
     [stage] = stack.of_type("aws:apigateway/stage:Stage")
     [deployment] = stack.of_type("aws:apigateway/deployment:Deployment")
     [settings] = stack.of_type("aws:apigateway/methodSettings:MethodSettings")
@@ -426,7 +417,10 @@ def test_api_gateway_may_invoke_the_parent_from_this_stage_only(stack: BuiltStac
     assert permission.inputs["sourceArn"] == f"{execution}/{stack.config.api_stage}/*"
 
 
-def test_the_api_gateway_logging_role_writes_only_the_access_log_group(stack: BuiltStack) -> None:
+def test_the_api_gateway_logging_role_writes_only_the_access_log_group(
+    own_account: BuiltStack,
+) -> None:
+    stack = own_account
     [account] = stack.of_type("aws:apigateway/account:Account")
     role = stack.one("aws:iam/role:Role", "api-cloudwatch")
     assert account.inputs["cloudwatchRoleArn"] == role.state["arn"]
@@ -609,7 +603,8 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_optional_settings_add_layers_a_boundary_and_result_expiry(tmp_path: Path) -> None:
+def test_prebuilt_zips_a_boundary_and_result_expiry(tmp_path: Path) -> None:
+    code = _zip(tmp_path / "code.zip", "runtime/lambda_entry.py")
     deps = _zip(tmp_path / "deps.zip", "python/numpy/__init__.py")
     scipy = _zip(tmp_path / "scipy.zip", "python/scipy/__init__.py")
     boundary = f"arn:aws:iam::{ACCOUNT}:policy/sandbox-boundary"
@@ -620,12 +615,20 @@ def test_optional_settings_add_layers_a_boundary_and_result_expiry(tmp_path: Pat
         manage_api_gateway_account=False,
         architecture="x86_64",
     )
-    artifacts = attrs.evolve(config.artifacts, layer_zip=str(deps), scipy_layer_zip=str(scipy))
-    variant = build(attrs.evolve(config, artifacts=artifacts))
+    artifacts = attrs.evolve(
+        config.artifacts, code_zip=str(code), layer_zip=str(deps), scipy_layer_zip=str(scipy)
+    )
+    builder = FakeBuilder()
+    variant = build(attrs.evolve(config, artifacts=artifacts), builder=builder)
+    assert builder.calls == []  # the zips named are deployed as they are
     versions = {r.name: r for r in variant.of_type("aws:lambda/layerVersion:LayerVersion")}
     assert set(versions) == {"compute-deps", "compute-scipy"}
     uploads = {r.inputs["key"] for r in variant.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
-    assert {f"lambda/layer/{_sha(deps)}.zip", f"lambda/layer-scipy/{_sha(scipy)}.zip"} <= uploads
+    assert uploads == {
+        f"lambda/code/{_sha(code)}.zip",
+        f"lambda/layer/{_sha(deps)}.zip",
+        f"lambda/layer-scipy/{_sha(scipy)}.zip",
+    }
     for name, path in (("deps", deps), ("scipy", scipy)):
         version = versions[f"compute-{name}"]
         assert version.inputs["compatibleArchitectures"] == ["x86_64"]
@@ -653,18 +656,22 @@ def test_optional_settings_add_layers_a_boundary_and_result_expiry(tmp_path: Pat
 
 
 def test_a_rollback_deploys_artifacts_already_uploaded_without_uploading(tmp_path: Path) -> None:
-    code, deps = "a" * 64, "b" * 64
+    code, deps, scipy = "a" * 64, "b" * 64, "c" * 64
     artifacts = ArtifactSettings(
         build_dir=str(tmp_path),
         use_existing=True,
         code_key=f"lambda/code/{code}.zip",
         layer_key=f"lambda/layer/{deps}.zip",
+        scipy_layer_key=f"lambda/layer-scipy/{scipy}.zip",
     )
-    variant = build(attrs.evolve(sandbox_stack().config, artifacts=artifacts))
+    builder = FakeBuilder()
+    variant = build(attrs.evolve(sandbox_stack().config, artifacts=artifacts), builder=builder)
+    assert builder.calls == []
     assert variant.of_type("aws:s3/bucketObjectv2:BucketObjectv2") == []
     assert (variant.outputs["code_sha256"], variant.outputs["layer_sha256"]) == (code, deps)
-    [version] = variant.of_type("aws:lambda/layerVersion:LayerVersion")
-    assert version.inputs["s3Key"] == f"lambda/layer/{deps}.zip"
+    versions = {r.name: r for r in variant.of_type("aws:lambda/layerVersion:LayerVersion")}
+    assert versions["compute-deps"].inputs["s3Key"] == f"lambda/layer/{deps}.zip"
+    assert versions["compute-scipy"].inputs["s3Key"] == f"lambda/layer-scipy/{scipy}.zip"
     for role in FUNCTION_ROLES:
         inputs = function(variant, role).inputs
         assert (inputs["s3Bucket"], inputs["s3Key"]) == (
@@ -677,26 +684,48 @@ def test_a_rollback_deploys_artifacts_already_uploaded_without_uploading(tmp_pat
 @pytest.mark.parametrize(
     ("settings", "error"),
     [
-        (ArtifactSettings(use_existing=True), "needs codeArtifactKey"),
+        (ArtifactSettings(use_existing=True), "missing sweep:codeArtifactKey, sweep:layer"),
         (
-            ArtifactSettings(use_existing=True, code_key="lambda/layer/" + "a" * 64 + ".zip"),
+            ArtifactSettings(
+                use_existing=True, code_key="lambda/code/" + "a" * 64 + ".zip", layer_key=_KEY
+            ),
+            "missing sweep:scipyLayerArtifactKey$",
+        ),
+        (
+            ArtifactSettings(
+                use_existing=True,
+                code_key="lambda/layer/" + "a" * 64 + ".zip",
+                layer_key=_KEY,
+                scipy_layer_key=_KEY,
+            ),
             "not a code",
         ),
-        (ArtifactSettings(use_existing=True, code_key="code.zip"), "not a code"),
+        (
+            ArtifactSettings(
+                use_existing=True, code_key="code.zip", layer_key=_KEY, scipy_layer_key=_KEY
+            ),
+            "not a code",
+        ),
+        (ArtifactSettings(layer_zip="deps.zip"), "set .*missing sweep:codeZip, sweep:scipyLayer"),
     ],
 )
-def test_a_rollback_names_its_artifacts_by_well_formed_keys(
+def test_no_setting_deploys_a_function_without_all_its_artifacts(
     settings: ArtifactSettings, error: str
 ) -> None:
+    builder = FakeBuilder()
     with pytest.raises(ValueError, match=error):
-        resolve_artifacts(settings, PROJECT_ROOT)
+        resolve_artifacts(settings, PROJECT_ROOT, Target("arm64", "3.12"), builder)
+    assert builder.calls == []
 
 
 def test_a_missing_prebuilt_artifact_fails_the_build_early(tmp_path: Path) -> None:
-    config = attrs.evolve(
-        sandbox_stack().config,
-        artifacts=ArtifactSettings(build_dir=str(tmp_path), code_zip=str(tmp_path / "none.zip")),
+    settings = ArtifactSettings(
+        build_dir=str(tmp_path),
+        code_zip=str(tmp_path / "none.zip"),
+        layer_zip=str(tmp_path / "deps.zip"),
+        scipy_layer_zip=str(tmp_path / "scipy.zip"),
     )
+    config = attrs.evolve(sandbox_stack().config, artifacts=settings)
     with pytest.raises(FileNotFoundError, match="build it first"):
         build(config)
 
