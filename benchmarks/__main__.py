@@ -8,6 +8,8 @@ Benchmarks, in the order they run (the issue's figure numbers in brackets):
   scale     [9, 7]  10^6 points in 10,000 shards end to end; run_summary before and after
                     `sweep compact`
   runs      [10]    `sweep runs` over 1,000 settled runs, against working out each status
+  coldstart [15.7]  the Lambda worker's cold start from the built artifacts (with and without
+                    .pyc) in a clean Python 3.12; code and layer sizes
 
 Subprocesses run with the worker environment (one BLAS thread) and, like an ordinary
 installation, may cache bytecode (PYTHONDONTWRITEBYTECODE is dropped for them), so every
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from benchmarks.common import Figure, cores, machine, parallel_capacity, say
 
-NAMES = ("core", "dispatch", "worker", "local", "scale", "runs")
+NAMES = ("core", "dispatch", "worker", "local", "scale", "runs", "coldstart")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +106,10 @@ def _run(name: str, args: argparse.Namespace, rounds: int) -> list[Figure]:
         from benchmarks import runs
 
         return runs.run(count=200 if quick else 1000, rounds=rounds)
+    if name == "coldstart":
+        from benchmarks import cold_start
+
+        return cold_start.run(rounds)
     from benchmarks import scale
 
     if quick:
