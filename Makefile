@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+PARLIAMENT := .venv-parliament
+PARLIAMENT_STAMP := $(PARLIAMENT)/.installed
+
 .PHONY: test lint demo bench clean
 
 $(STAMP): requirements.txt pyproject.toml
@@ -12,8 +15,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-## test: unit, property, handler and end-to-end tests, then ruff, mypy and the layer contracts
-test: $(STAMP)
+# parliament (IAM policy linter) lives apart: it needs pkg_resources from an older setuptools
+$(PARLIAMENT_STAMP): requirements-parliament.txt
+	$(PYTHON) -m venv $(PARLIAMENT)
+	$(PARLIAMENT)/bin/pip install --quiet -r requirements-parliament.txt
+	touch $(PARLIAMENT_STAMP)
+
+## test: unit, property, handler and end-to-end tests (IAM policies through parliament, the
+## Lambda artifacts in a clean Python 3.12), then ruff, mypy and the layer contracts
+test: $(STAMP) $(PARLIAMENT_STAMP)
 	$(BIN)/pytest
 	$(MAKE) lint
 
@@ -33,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .sweep build *.egg-info
+	rm -rf $(VENV) $(PARLIAMENT) .sweep build *.egg-info

@@ -80,6 +80,10 @@ class PolicyTargets:
         return f"arn:{self.partition}:glue:{self.region}:{self.account}:{resource}"
 
 
+ACTIONS_ON_NO_RESOURCE = frozenset({"logs:DescribeLogGroups"})
+"""Actions IAM authorizes against no resource type: their only valid ``Resource`` is ``*``."""
+
+
 def _statement(
     sid: str,
     actions: Sequence[str],
@@ -104,8 +108,12 @@ def _statement(
         if effect != "Deny" or not wildcard:
             raise ValueError(f"{sid}: a * in an action is only for a Deny, with its reason")
         WILDCARD_ACTIONS[sid] = wildcard
-    if any(r == "*" for r in resources):
-        raise ValueError(f"{sid}: a bare * resource is never needed here")
+    bare = any(r == "*" for r in resources)
+    if bare and (not wildcard or not set(actions) <= ACTIONS_ON_NO_RESOURCE):
+        raise ValueError(
+            f"{sid}: a bare * resource is only for actions AWS authorizes on no resource "
+            f"({', '.join(sorted(ACTIONS_ON_NO_RESOURCE))}), with its reason"
+        )
     if any("*" in r for r in resources):
         if not wildcard:
             raise ValueError(f"{sid}: a * in a resource needs the reason no narrower ARN exists")
@@ -127,9 +135,9 @@ def _document(*statements: Document) -> Document:
 
 
 def _list_keys(t: PolicyTargets, sid: str, patterns: Sequence[str]) -> Document:
-    # ListBucket is granted on the bucket only for these key prefixes. S3 checks the same
-    # permission, with s3:prefix set to the key, when a HeadObject/GetObject misses: it answers
-    # 404 (which the runtime reads as "absent") only where the role could list the key.
+    # ListBucket is granted on the bucket only for these key prefixes. The runtime asks whether
+    # a key exists with ListObjectsV2 (the key as Prefix), which this condition covers as AWS
+    # documents; it never reads a 403 on HeadObject/GetObject as "absent".
     return _statement(
         sid,
         ["s3:ListBucket"],
@@ -183,7 +191,8 @@ def worker_policy(t: PolicyTargets) -> Document:
 
 def parent_policy(t: PolicyTargets) -> Document:
     """The parent: manifests, redrive records and client tokens; invokes workers and itself
-    (dispatcher slices of the fan-out tree); lists outcomes for status; registers partitions."""
+    (dispatcher slices of the fan-out tree); lists and reads outcomes for status and redrive
+    (a compacted run's outcomes are files to read); registers partitions."""
     return _document(
         _statement(
             "ReadWriteRunRecords",
@@ -192,6 +201,13 @@ def parent_policy(t: PolicyTargets) -> Document:
             wildcard="manifest, redrive and client-token keys are made per run at run time",
         ),
         _list_keys(t, "ListRunAndOutcomeKeys", ["runs/*", "outcomes/*"]),
+        # status and redrive of a compacted run read its compacted outcome files
+        _statement(
+            "ReadOutcomes",
+            ["s3:GetObject"],
+            [t.objects("outcomes/*")],
+            wildcard="outcome keys are made per run and shard at run time",
+        ),
         _statement(
             "InvokeWorkersAndDispatchers",
             ["lambda:InvokeFunction"],
@@ -280,9 +296,9 @@ def api_gateway_logs_policy(
         _statement(
             "DescribeLogGroups",
             ["logs:DescribeLogGroups"],
-            [f"{groups}:*"],
-            wildcard="logs:DescribeLogGroups is authorized against every log group of the "
-            "region (AWS offers no narrower resource); it reads names only",
+            ["*"],
+            wildcard="logs:DescribeLogGroups has no resource type in IAM: a log-group ARN "
+            "matches nothing, so only * grants it; it reads names only",
         ),
         _statement(
             "WriteAccessLogs",

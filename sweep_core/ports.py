@@ -25,6 +25,11 @@ class NotFound(KeyError):
     """The key does not exist in the store."""
 
 
+class StoreAccessDenied(PermissionError):
+    """The store refused to say whether a key exists or to hand it over (S3's 403): the role's
+    permissions are wrong. Never read as "missing"."""
+
+
 class TransientStoreError(Exception):
     """The store failed in a way a retry may fix (throttling, a 5xx)."""
 
@@ -38,7 +43,10 @@ class ObjectStore(Protocol):
         """The object at ``key``; raises ``NotFound``."""
         ...
 
-    def exists(self, key: str) -> bool: ...
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` holds an object; raises ``StoreAccessDenied`` if the store will not
+        say."""
+        ...
 
     def list(self, prefix: str) -> Iterator[str]:
         """Every key that starts with ``prefix`` (which may end mid-name)."""

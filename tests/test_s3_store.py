@@ -29,7 +29,7 @@ from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
 from sweep_core.contract import ShardTask
 from sweep_core.layout import Layout, new_run_id, run_date_of
 from sweep_core.planning import plan_shards
-from sweep_core.ports import NotFound, TransientStoreError
+from sweep_core.ports import NotFound, StoreAccessDenied, TransientStoreError
 from sweep_core.records import read_outcome
 from sweep_core.space import point_count
 from sweep_core.validation import parse_request
@@ -125,6 +125,46 @@ def test_exists_only_for_written_keys(store: S3Store) -> None:
     assert not store.exists("results/a/two.json")
 
 
+def test_existence_is_asked_by_listing_never_by_head_object(aws: None) -> None:
+    store, stub, _ = stubbed_store()
+    key = "results/outcomes/run_id=r/success/shard=00001.parquet"
+    listed = {"Bucket": BUCKET, "Prefix": key, "MaxKeys": 1}
+    with stub:  # a HeadObject would find no scripted answer and fail
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": key}], "KeyCount": 1}, listed)
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": key + ".x"}]}, listed)
+        stub.add_response("list_objects_v2", {"KeyCount": 0}, listed)
+        assert store.exists(key) is True
+        assert store.exists(key) is False  # only a longer key starts with it
+        assert store.exists(key) is False
+        stub.assert_no_pending_responses()
+
+
+def test_a_403_on_a_read_is_an_access_error_unless_a_listing_says_missing(aws: None) -> None:
+    store, stub, _ = stubbed_store()
+    key = "results/runs/run_date=2026-01-02/run_id=r/manifest.json"
+    listed = {"Bucket": BUCKET, "Prefix": key, "MaxKeys": 1}
+    with stub:
+        # S3 hid a miss behind a 403; the listing (which the role may do) says it is missing
+        stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
+        stub.add_response("list_objects_v2", {"KeyCount": 0}, listed)
+        with pytest.raises(NotFound):
+            store.get(key)
+        # the object is there: the role may not read it
+        stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": key}]}, listed)
+        with pytest.raises(StoreAccessDenied, match=r"exists .* lacks s3:GetObject"):
+            store.get(key)
+        # may not even list: unknown, and said so
+        stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
+        stub.add_client_error("list_objects_v2", "AccessDenied", "Access Denied", 403)
+        with pytest.raises(StoreAccessDenied, match=r"lacks s3:ListBucket .* is unknown"):
+            store.get(key)
+        stub.add_client_error("list_objects_v2", "AccessDenied", "Access Denied", 403)
+        with pytest.raises(StoreAccessDenied, match="ListObjectsV2"):
+            store.exists(key)
+        stub.assert_no_pending_responses()
+
+
 def test_a_wrong_bucket_is_an_error_not_a_missing_key(s3: Any) -> None:
     store = S3Store(s3, "no-such-bucket")
     with pytest.raises(ClientError, match="NoSuchBucket"):
@@ -189,10 +229,10 @@ def test_throttling_and_server_errors_become_transient_with_operation_and_key(
     calls: list[tuple[str, Callable[[], object]]] = [
         ("PutObject", lambda: store.put_if_absent(key, b"x")),
         ("GetObject", lambda: store.get(key)),
-        ("HeadObject", lambda: store.exists(key)),
+        ("ListObjectsV2", lambda: store.exists(key)),
         ("ListObjectsV2", lambda: list(store.list(key))),
     ]
-    methods = ["put_object", "get_object", "head_object", "list_objects_v2"]
+    methods = ["put_object", "get_object", "list_objects_v2", "list_objects_v2"]
     with stub:
         for (operation, call), method in zip(calls, methods, strict=True):
             stub.add_client_error(method, code, "please slow down", status)
@@ -220,7 +260,7 @@ def test_connection_errors_become_transient(
     def fail(**kwargs: Any) -> Any:
         raise error
 
-    for method in ("put_object", "get_object", "head_object"):
+    for method in ("put_object", "get_object", "list_objects_v2"):
         monkeypatch.setattr(store.client, method, fail)
     for call in (
         lambda: store.put_if_absent("results/a", b"x"),
@@ -523,7 +563,7 @@ def test_the_worker_policy_allows_the_worker_core_and_nothing_else(
             lambda: store.put_if_absent(LAYOUT.manifest_key(RUN_ID), b"{}"),
             lambda: store.put_if_absent("results/tokens/x.json", b"{}"),
             lambda: store.put_if_absent("elsewhere/x.json", b"{}"),
-            lambda: store.get(LAYOUT.manifest_key(RUN_ID)),
+            lambda: worker_s3.get_object(Bucket=BUCKET, Key=LAYOUT.manifest_key(RUN_ID)),
             lambda: worker_s3.delete_object(Bucket=BUCKET, Key=points),
             lambda: worker_s3.list_objects_v2(Bucket="another-bucket"),
         ]

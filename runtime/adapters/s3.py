@@ -1,5 +1,11 @@
 """The results bucket as an ``ObjectStore``: boto3 S3 calls with conditional writes, and S3's
-errors mapped onto the ports' ``NotFound`` and ``TransientStoreError``."""
+errors mapped onto the ports' ``NotFound``, ``StoreAccessDenied`` and ``TransientStoreError``.
+
+Whether a key exists is asked with ``ListObjectsV2`` (the key as prefix), which a role's
+``s3:ListBucket`` under an ``s3:prefix`` condition covers as AWS documents; a ``HeadObject`` or
+``GetObject`` of a missing key answers 404 only when S3 decides the caller may list the bucket,
+and how it evaluates a prefix condition for that is not documented (a 403 instead would make
+every check fail). A 403 is an access error, said as such, never "missing"."""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from sweep_core.ports import NotFound, TransientStoreError
+from sweep_core.ports import NotFound, StoreAccessDenied, TransientStoreError
 
 THROTTLING_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
@@ -33,6 +39,7 @@ MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 """What a missing key answers (HeadObject has no body, so its code is the bare status).
 ``NoSuchBucket`` is deliberately absent: a wrong bucket is a configuration error, not a miss."""
 CONFLICT_CODES = frozenset({"ConditionalRequestConflict", "OperationAborted"})
+DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden"})
 
 # Errors raised below the HTTP layer, once botocore has spent its own retries on them.
 NETWORK_ERRORS = (BotoConnectionError, HTTPClientError, IncompleteReadError)
@@ -113,17 +120,31 @@ class S3Store:
         except ClientError as exc:
             if _code(exc) in MISSING_CODES:
                 raise NotFound(key) from None
-            raise
+            if not _denied(exc):
+                raise
+        # 403: S3 hides a miss behind it when it decides the caller may not list the key, so
+        # ask the documented way before calling it either.
+        if not self.exists(key):
+            raise NotFound(key)
+        raise StoreAccessDenied(
+            f"S3 GetObject s3://{self.bucket}/{key}: access denied although the object exists "
+            "(the role lacks s3:GetObject on this key)"
+        )
 
     def exists(self, key: str) -> bool:
         try:
-            with self._errors("HeadObject", key):
-                self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
+            with self._errors("ListObjectsV2", key):
+                # The key itself sorts first among the keys it is a prefix of.
+                page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
         except ClientError as exc:
-            if _code(exc) in MISSING_CODES:
-                return False
-            raise
+            if not _denied(exc):
+                raise
+            raise StoreAccessDenied(
+                f"S3 ListObjectsV2 s3://{self.bucket}/{key}: access denied (the role lacks "
+                "s3:ListBucket for this prefix), so whether the key exists is unknown"
+            ) from exc
+        contents = page.get("Contents") or []
+        return bool(contents) and contents[0]["Key"] == key
 
     def list(self, prefix: str) -> Iterator[str]:
         # S3 lists in UTF-8 byte order, which is the order LocalStore sorts str keys in.
@@ -176,6 +197,10 @@ def _status(exc: ClientError) -> int | None:
 def _retry_attempts(exc: ClientError) -> int:
     attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
     return attempts if isinstance(attempts, int) else 0
+
+
+def _denied(exc: ClientError) -> bool:
+    return _code(exc) in DENIED_CODES or _status(exc) == 403
 
 
 def _transient(exc: ClientError) -> bool:
