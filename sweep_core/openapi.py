@@ -138,6 +138,46 @@ def _pattern_properties(schema: Mapping[str, Any], out: dict[str, Any]) -> None:
     out[KEY_PATTERN_EXTENSION] = {"pattern": pattern}
 
 
+# --- what API Gateway's models support -----------------------------------------------------
+
+UNSUPPORTED_IN_MODELS = frozenset(
+    {
+        "anyOf", "oneOf", "not", "additionalProperties", "exclusiveMinimum", "exclusiveMaximum",
+        "discriminator", "example", "readOnly", "writeOnly", "xml", "externalDocs",
+        "nullable", KEY_PATTERN_EXTENSION,
+    }
+)  # fmt: skip
+"""Schema keywords left out of the models API Gateway imports. AWS's "important notes for REST
+APIs" list ``anyOf``, ``oneOf``, ``additionalProperties`` (in models), ``exclusiveMinimum``,
+``discriminator``, ``example`` and ``readOnly`` as unsupported; ``exclusiveMaximum``, ``not``,
+``writeOnly``, ``xml``, ``externalDocs``, ``nullable`` and our own extension go too, since
+nothing documents that API Gateway's draft-04 validator reads them as OpenAPI means them."""
+
+
+def gateway_model(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` (an OpenAPI 3.0 Schema Object) in the subset API Gateway models support.
+
+    Every keyword dropped only removes a constraint, so the API edge accepts at least what the
+    contract accepts and the parent, which validates the whole contract, decides the rest: the
+    edge may validate less, never differently. A nullable value loses its ``type`` too (a
+    validator that ignored ``nullable`` would refuse the null the contract allows).
+    """
+    out: dict[str, Any] = {}
+    nullable = schema.get("nullable") is True
+    for key, value in schema.items():
+        if key in UNSUPPORTED_IN_MODELS or (nullable and key == "type"):
+            continue
+        if key == "properties":
+            out[key] = {name: gateway_model(sub) for name, sub in value.items()}
+        elif key == "items" and isinstance(value, Mapping):
+            out[key] = gateway_model(value)
+        elif key == "allOf":
+            out[key] = [gateway_model(sub) for sub in value]
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def component_schemas() -> dict[str, dict[str, Any]]:
     """Every schema the document names, by component name, generated from attrs types."""
     generated = {
@@ -175,7 +215,7 @@ def openapi_document(
     dict
         A fresh JSON-serialisable document; equal for equal arguments.
     """
-    schemas = component_schemas()
+    schemas = {name: gateway_model(schema) for name, schema in component_schemas().items()}
     run_id = {
         "name": "run_id",
         "in": "path",
@@ -313,33 +353,46 @@ def openapi_document(
     }
 
 
+ERROR_HEADER = "X-Sweep-Error"
+"""Where API Gateway's own reason for a refusal goes: a header, never the JSON body."""
+
+
 def gateway_responses() -> dict[str, Any]:
     """Responses API Gateway makes itself (validator, auth, throttling), in the ErrorResponse
     shape, so a client parses every error the same way whoever produced it.
 
-    Gateway response templates do simple substitution only (no VTL): ``messageString`` arrives
-    quoted, ``validationErrorString`` does not, and ``responseType`` is a bare word.
+    Gateway response templates only substitute variables, with no escaping:
+    ``validationErrorString`` and ``message`` may hold quotes or backslashes (a request's own
+    text), which inside a JSON string would break the body. So the body holds only fixed text
+    and ``responseType`` (a bare word), and the reason goes in the ``X-Sweep-Error`` header,
+    which the SDK reads back.
     """
     return {
         "BAD_REQUEST_BODY": {
             "statusCode": "400",
+            "responseParameters": {
+                f"gatewayresponse.header.{ERROR_HEADER}": "context.error.validationErrorString"
+            },
             "responseTemplates": {
                 "application/json": error_template(
                     code='"INVALID_REQUEST"',
                     message=json.dumps(INVALID_REQUEST_MESSAGE),
-                    problems='[{"path":"$","message":"$context.error.validationErrorString"}]',
+                    problems="[]",
                 )
             },
         },
         **{
             kind: {
+                "responseParameters": {
+                    f"gatewayresponse.header.{ERROR_HEADER}": "context.error.message"
+                },
                 "responseTemplates": {
                     "application/json": error_template(
                         code='"$context.error.responseType"',
-                        message="$context.error.messageString",
+                        message=json.dumps(f"refused by the API ({ERROR_HEADER} says why)"),
                         problems="[]",
                     )
-                }
+                },
             }
             for kind in ("DEFAULT_4XX", "DEFAULT_5XX")
         },

@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import attrs
 from attrs import field, frozen
 
 from sweep_core.contract import AcceptedRun, CancelRecord, ErrorBody, ErrorResponse, Problem
 from sweep_core.convert import ContractError, structure
-from sweep_core.openapi import RedriveAccepted
+from sweep_core.openapi import ERROR_HEADER, RedriveAccepted
 from sweep_core.ports import Clock, utc_now
 from sweep_sdk.errors import SubmitError
 from sweep_sdk.sigv4 import SERVICE, AwsCredentials, sign_request
@@ -47,6 +48,8 @@ class HttpRequest:
 class HttpResponse:
     status: int
     body: bytes
+    headers: dict[str, str] = field(factory=dict)
+    """Header names in lower case."""
 
 
 Transport = Callable[[HttpRequest], HttpResponse]
@@ -117,11 +120,18 @@ def backoff_delay(
 
 def parse_error(response: HttpResponse) -> ErrorResponse:
     """The ``ErrorResponse`` in an error answer, or one made from whatever body came instead
-    (API Gateway's own ``{"message": ...}``, a proxy's HTML page)."""
+    (API Gateway's own ``{"message": ...}``, a proxy's HTML page). API Gateway's reason for a
+    refusal of its own comes in the ``X-Sweep-Error`` header; it becomes the problem listed."""
     try:
-        return structure(response.body, ErrorResponse)
+        parsed_error = structure(response.body, ErrorResponse)
     except ContractError:
         pass
+    else:
+        reason = response.headers.get(ERROR_HEADER.lower())
+        if reason and not parsed_error.error.problems:
+            body = attrs.evolve(parsed_error.error, problems=(Problem("$", reason),))
+            return attrs.evolve(parsed_error, error=body)
+        return parsed_error
     code = _CODES.get(response.status, f"HTTP_{response.status}")
     message = f"HTTP {response.status}"
     try:
@@ -211,12 +221,16 @@ def urllib_transport(
         )
         try:
             with chosen.open(req, timeout=timeout) as answer:
-                return HttpResponse(answer.status, answer.read())
+                return HttpResponse(answer.status, answer.read(), _headers(answer.headers))
         except urllib.error.HTTPError as answer:
             with answer:
-                return HttpResponse(answer.code, answer.read())
+                return HttpResponse(answer.code, answer.read(), _headers(answer.headers))
 
     return send
+
+
+def _headers(message: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in (message.items() if message else ())}
 
 
 class RemoteApi:

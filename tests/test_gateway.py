@@ -26,7 +26,7 @@ from runtime.handlers.worker import WorkerDeps
 from runtime.lambda_entry import CloudAdapters, CloudConfig
 from sweep_core.contract import AcceptedRun, ErrorBody, ErrorResponse, Problem
 from sweep_core.convert import ContractError, dumps
-from sweep_core.openapi import component_schemas
+from sweep_core.openapi import ERROR_HEADER, component_schemas, gateway_responses
 from sweep_core.validation import parse_request
 from sweep_sdk.embedded import EmbeddedTarget
 from sweep_sdk.errors import SubmitError
@@ -459,3 +459,16 @@ def test_backoff_grows_exponentially_to_a_cap() -> None:
 def test_values_json_cannot_carry_are_refused_before_sending() -> None:
     with pytest.raises(ContractError, match="NaN"):
         encode_json({"seed": float("nan")})
+
+
+def test_api_gateways_own_refusal_reason_reaches_the_user_from_its_header() -> None:
+    """What the BAD_REQUEST_BODY gateway response sends: a fixed body, the reason in a header
+    (any text, quotes included)."""
+    template = gateway_responses()["BAD_REQUEST_BODY"]["responseTemplates"]["application/json"]
+    reason = 'instance value ("guess") not found in enum'
+    answer = HttpResponse(400, template.encode(), {ERROR_HEADER.lower(): reason})
+
+    with pytest.raises(ContractError) as refused:
+        parse_submit(answer)
+
+    assert [p.message for p in refused.value.problems] == [reason]
