@@ -361,3 +361,24 @@ def test_every_output_has_a_value_but_the_hashes_of_layers_not_built() -> None:
     outputs = sandbox_stack().outputs
     assert tuple(outputs) == OUTPUT_NAMES
     assert all(isinstance(v, str) and v for v in outputs.values())
+
+
+def test_a_second_run_of_the_program_deploys_the_same_artifacts() -> None:
+    """What a second ``pulumi preview`` compares: the same keys and hashes, so no diff."""
+
+    def artifact_inputs(stack: BuiltStack) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for r in stack.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
+            found[r.name] = (r.inputs["key"], Path(r.inputs["source"].path).read_bytes())
+        for r in stack.of_type("aws:lambda/layerVersion:LayerVersion"):
+            found[r.name] = (r.inputs["s3Key"], r.inputs["sourceCodeHash"])
+        for r in stack.of_type("aws:lambda/function:Function"):
+            found[r.name] = (r.inputs["s3Key"], r.inputs["sourceCodeHash"], r.inputs["layers"])
+        return found
+
+    config = in_temp_build_dir(config_from(stack_file_config()))
+    first, second = build(config), build(config)
+
+    assert artifact_inputs(first) == artifact_inputs(second)
+    assert len(artifact_inputs(first)) == 3 + 2 + 3
+    assert first.outputs == second.outputs
