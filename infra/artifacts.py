@@ -15,6 +15,7 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
+import pulumi
 from attrs import frozen
 
 from infra import packaging
@@ -30,7 +31,7 @@ Builder = Callable[[packaging.Target, Path], dict[str, Path]]
 
 
 def default_builder(target: packaging.Target, build_dir: Path) -> dict[str, Path]:
-    built = packaging.ensure_built(target, build_dir=build_dir)
+    built = packaging.ensure_built(target, build_dir=build_dir, log=pulumi.log.info)
     return {name: artifact.file for name, artifact in built.items()}
 
 

@@ -55,10 +55,11 @@ from infra.packaging.closure import (
 )
 from infra.packaging.elf import strip_elf
 from infra.packaging.errors import BuildError
-from infra.packaging.pins import normalise, read_pins
+from infra.packaging.pins import Pin, normalise, read_pins
 from infra.packaging.target import Target
 from infra.packaging.trim import AWS_SERVICES, trim_reason
 from infra.packaging.unpack import unpack_like_lambda
+from infra.packaging.wheels import _wheel_of
 from infra.packaging.zips import EPOCH, sha256_file
 from sweep_core.layout import Layout
 
@@ -693,3 +694,16 @@ def test_each_configured_handler_imports_from_the_unpacked_code(
 
     assert set(found) == set(CONFIGURED.values())
     assert all("/lambda/var/task/runtime/" in path for path in found.values())
+
+
+def test_a_wheel_cut_short_in_the_cache_is_fetched_again(tmp_path: Path) -> None:
+    pin = Pin("six", "1.17.0", "deps")
+    good = tmp_path / "six-1.17.0-py2.py3-none-any.whl"
+    with zipfile.ZipFile(good, "w") as wheel:
+        wheel.writestr("six.py", "")
+    assert _wheel_of(pin, tmp_path) == good
+
+    good.write_bytes(good.read_bytes()[:20])
+
+    assert _wheel_of(pin, tmp_path) is None
+    assert not good.exists()

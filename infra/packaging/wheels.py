@@ -21,6 +21,9 @@ def _wheel_of(pin: Pin, cache: Path) -> Path | None:
     for wheel in sorted(cache.glob("*.whl")):
         name, version = wheel.name.split("-")[:2]
         if normalise(name) == pin.key and version == pin.version:
+            if not zipfile.is_zipfile(wheel):  # a download cut short: fetch it again
+                wheel.unlink()
+                return None
             return wheel
     return None
 
