@@ -179,6 +179,12 @@ class ShardOutcome:
     error_code: str | None = None
     error_message: str | None = None
     schema_version: str = _version()
+    points_object: str | None = None
+    """A success's commit: the points object it publishes (a name in the run's points
+    partition), with its row count, size and SHA-256. Readers read committed objects only."""
+    points_rows: int | None = None
+    points_bytes: int | None = None
+    points_sha256: str | None = None
 
 
 @frozen

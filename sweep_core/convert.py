@@ -101,8 +101,10 @@ def dumps(obj: Any) -> str:
 def loads(text: str | bytes) -> Any:
     try:
         return json.loads(text)
-    except ValueError as exc:
-        raise ContractError([Problem("$", f"is not valid JSON ({exc})")]) from exc
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise ContractError([Problem("$", f"is not valid JSON ({exc})")]) from None
+    except RecursionError:
+        raise ContractError([Problem("$", "is not valid JSON (nested too deeply)")]) from None
 
 
 def _problems(exc: cattrs.BaseValidationError) -> list[Problem]:

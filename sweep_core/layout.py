@@ -55,7 +55,10 @@ class Layout:
     <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=success/shard=00042.parquet
     <prefix>/outcomes/run_date=YYYY-MM-DD/run_id=<id>/status=failure/shard=00042-attempt=0001.parquet
     <prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/shard=00042.parquet
+    <prefix>/points/<kernel>/run_date=YYYY-MM-DD/run_id=<id>/shard=00042-attempt=0002.parquet
     ```
+    (the second form only when an earlier attempt left other bytes at the first and died before
+    its success record: the success record names the object it commits.)
     A compacted run (``sweep compact``) has, in the same partitions, ``compacted-0001.parquet``
     files holding the rows of many shard objects, and a record of each compaction:
     ```
@@ -126,6 +129,14 @@ class Layout:
 
     def points_key(self, kernel: str, run_id: str, shard: int) -> str:
         return f"{self.points_prefix(kernel, run_id)}shard={shard:0{SHARD_DIGITS}d}.parquet"
+
+    def points_attempt_key(self, kernel: str, run_id: str, shard: int, attempt: int) -> str:
+        """Where an attempt publishes its points when the shard's usual key holds other bytes
+        (left by an attempt that died before its success record): objects are written once."""
+        return (
+            f"{self.points_prefix(kernel, run_id)}shard={shard:0{SHARD_DIGITS}d}"
+            f"-attempt={attempt:04d}.parquet"
+        )
 
     def status_prefix(self, run_id: str, status: str) -> str:
         """The partition of one status of a run's outcomes (``success`` or ``failure``)."""

@@ -37,6 +37,8 @@ class RunStatusBody:
     missing: int
     failed_attempts: int
     cancelled: int
+    lost: int
+    """Missing shards nothing runs any more (a local runner that is gone); 0 in the cloud."""
 
 
 @frozen

@@ -48,6 +48,10 @@ def _outcome_batch(outcomes: Sequence[ShardOutcome]) -> pa.RecordBatch:
         "error_message": [o.error_message for o in outcomes],
         "worker_version": [o.worker_version for o in outcomes],
         "schema_version": [o.schema_version for o in outcomes],
+        "points_object": [o.points_object for o in outcomes],
+        "points_rows": [o.points_rows for o in outcomes],
+        "points_bytes": [o.points_bytes for o in outcomes],
+        "points_sha256": [o.points_sha256 for o in outcomes],
     }
     schema = OUTCOMES.arrow_schema
     arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
@@ -72,6 +76,10 @@ def read_outcome(body: bytes, run_id: str, status: ShardStatus) -> ShardOutcome:
         error_code=row["error_code"],
         error_message=row["error_message"],
         schema_version=row["schema_version"],
+        points_object=row.get("points_object"),
+        points_rows=row.get("points_rows"),
+        points_bytes=row.get("points_bytes"),
+        points_sha256=row.get("points_sha256"),
     )
 
 
@@ -81,6 +89,19 @@ def outcome_entries(body: bytes) -> list[tuple[int, int]]:
     parquet = pq.ParquetFile(pa.BufferReader(body))  # not read_table: a quarter of the cost
     table = parquet.read(columns=["shard", "attempt"], use_threads=False)
     return list(zip(table["shard"].to_pylist(), table["attempt"].to_pylist(), strict=True))
+
+
+def commit_entries(
+    body: bytes,
+) -> list[tuple[int, str | None, int | None, int | None, str | None]]:
+    """``(shard, points_object, points_rows, points_bytes, points_sha256)`` of every success
+    record in an outcomes object; a record written before commits has None for the last four."""
+    parquet = pq.ParquetFile(pa.BufferReader(body))
+    names = ["shard", "points_object", "points_rows", "points_bytes", "points_sha256"]
+    present = [n for n in names if n in parquet.schema_arrow.names]
+    table = parquet.read(columns=present, use_threads=False)
+    columns = [table[n].to_pylist() if n in present else [None] * table.num_rows for n in names]
+    return list(zip(*columns, strict=True))
 
 
 class PointsWriter:

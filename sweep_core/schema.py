@@ -15,9 +15,12 @@ import attrs
 from sweep_core.contract import SweepRequest
 
 DRAFT_04 = "http://json-schema.org/draft-04/schema#"
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Every integer of a request is within this (JSON's exact integers): nothing downstream, from
+a 64-bit planner to Athena's bigint, can overflow on one."""
 _PRIMITIVES: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
-    int: {"type": "integer"},
+    int: {"type": "integer", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER},
     float: {"type": "number"},
     bool: {"type": "boolean"},
 }
@@ -79,7 +82,7 @@ def _type_schema(tp: Any) -> dict[str, Any]:
 
 def _union_schema(members: list[Any]) -> dict[str, Any]:
     if all(m in _PRIMITIVES for m in members):
-        names = [_PRIMITIVES[m]["type"] for m in members]
+        names: list[str] = [_PRIMITIVES[m]["type"] for m in members]
         if "number" in names and "integer" in names:
             names.remove("integer")  # every integer is a number
         return {"type": names}

@@ -106,6 +106,10 @@ OUTCOMES = Table(
         Column("error_message", "string", "what went wrong, null on success"),
         Column("worker_version", "string", "version of the code that ran the attempt"),
         Column("schema_version", "string", "contract version of the record"),
+        Column("points_object", "string", "the points object a success commits (its name)"),
+        Column("points_rows", "int64", "rows of the committed points object"),
+        Column("points_bytes", "int64", "size of the committed points object"),
+        Column("points_sha256", "string", "SHA-256 of the committed points object"),
     ),
     partitions=(*_RUN_PARTITIONS, Column("status", "string", "success or failure")),
 )

@@ -8,6 +8,7 @@ bounds, NaN/Inf, and the size of the run against the configured limits.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,13 +22,25 @@ from sweep_core.contract import Axis, Interval, Linspace, Problem, SweepRequest
 from sweep_core.convert import ContractError, converter, loads, version_problem
 from sweep_core.kernel_spec import KernelCatalog, KernelSpec, ParamSpec
 from sweep_core.planning import shard_count_for
-from sweep_core.schema import request_json_schema
+from sweep_core.schema import MAX_SAFE_INTEGER, request_json_schema
 from sweep_core.space import point_count
 
 if TYPE_CHECKING:
     import jsonschema
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""The largest request text, checked before it is parsed: room for an axis of the 100,000
+values the schema allows, and well under API Gateway's 10 MB."""
+MAX_DEPTH = 16
+"""Nesting of a request: the schema's deepest path is six levels."""
+MAX_VALUES = 1_000_000
+"""Values (every object, array, string and number) of a request, checked before any work per
+value: ten axes of the 100,000 values each the schema allows."""
+_EXPLAINED = 50
+"""Schema errors explained at most: the rest are the same mistake, repeated."""
 
 
 @frozen
@@ -74,7 +87,15 @@ def validate_request(
 ) -> SizedRequest:
     """``parse_request``, also answering the run's point and shard counts (same errors)."""
     if isinstance(raw, str | bytes):
+        if len(raw) > MAX_REQUEST_BYTES:
+            limit = f"a request is at most {MAX_REQUEST_BYTES:,}"
+            too_big = Problem("$", f"is {len(raw):,} bytes; {limit}")
+            raise ContractError([too_big], code="REQUEST_TOO_LARGE")
         raw = loads(raw)
+    # Shape first, before any work per value: what follows walks the request recursively.
+    shape = shape_problem(raw)
+    if shape is not None:
+        raise ContractError([shape], code="REQUEST_TOO_LARGE")
     problem = version_problem(raw)
     if problem is not None:
         code = "INVALID_REQUEST" if problem.path == "$" else "UNSUPPORTED_SCHEMA_VERSION"
@@ -85,13 +106,19 @@ def validate_request(
     request = converter.structure(raw, SweepRequest)
     problems = semantic_problems(request, _default_catalog() if catalog is None else catalog)
     if problems:
-        raise ContractError(problems)
+        raise ContractError(_bounded(problems))
     points = point_count(request)
     sized = SizedRequest(request, points, shard_count_for(points, request.sharding))
     problems = size_problems(sized, limits or Limits())
     if problems:
-        raise ContractError(problems)
+        raise ContractError(_bounded(problems))
     return sized
+
+
+def _bounded(problems: list[Problem]) -> list[Problem]:
+    if len(problems) <= _EXPLAINED:
+        return problems
+    return [*problems[:_EXPLAINED], Problem("$", f"more problems after the first {_EXPLAINED}")]
 
 
 def _default_catalog() -> KernelCatalog:
@@ -122,9 +149,31 @@ def schema_problems(raw: Any) -> list[Problem]:
     except fastjsonschema.JsonSchemaException:
         pass
     problems: list[Problem] = []
-    for error in _reference_validator().iter_errors(raw):
+    for count, error in enumerate(_reference_validator().iter_errors(raw)):
+        if count == _EXPLAINED:
+            problems.append(Problem("$", f"more problems after the first {_EXPLAINED}"))
+            break
         problems.extend(_explain(error))
     return sorted(set(problems), key=lambda p: (p.path, p.message))
+
+
+def shape_problem(raw: Any) -> Problem | None:
+    """Whether the request is nested deeper than ``MAX_DEPTH`` or holds more than
+    ``MAX_VALUES`` values; a walk without recursion that stops at the first excess."""
+    stack: list[tuple[Any, int]] = [(raw, 0)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return Problem("$", f"holds more than {MAX_VALUES:,} values")
+        if depth > MAX_DEPTH:
+            return Problem("$", f"is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, Mapping):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
+    return None
 
 
 def path_of(parts: Sequence[str | int]) -> str:
@@ -219,14 +268,14 @@ def _non_finite(value: Any, parts: list[str | int]) -> Iterator[Problem]:
 
 
 def semantic_problems(request: SweepRequest, catalog: KernelCatalog) -> list[Problem]:
-    """Problems with the kernel, its parameters and the sampling method."""
+    """Problems with the kernel, its parameters and the sampling method (the first
+    ``_EXPLAINED`` and one more at most: a long axis can be wrong in every value)."""
     kernel = catalog.get(request.kernel)
     if kernel is None:
         known = ", ".join(sorted(catalog)) or "none"
         return [Problem("$.kernel", f"unknown kernel {request.kernel!r}; known kernels: {known}")]
-    problems = list(_sampling_problems(request))
-    problems += _parameter_problems(request, kernel)
-    return problems
+    found = itertools.chain(_sampling_problems(request), _parameter_problems(request, kernel))
+    return list(itertools.islice(found, _EXPLAINED + 1))
 
 
 def _sampling_problems(request: SweepRequest) -> Iterator[Problem]:
@@ -278,6 +327,9 @@ def _value_problems(param: ParamSpec, value: Any, parts: list[str | int]) -> Ite
         return
     if param.kind == "int" and not float(value).is_integer():
         yield Problem(where, "must be an integer")
+        return
+    if abs(value) > MAX_SAFE_INTEGER:
+        yield Problem(where, f"must be within ±{MAX_SAFE_INTEGER:,}")
         return
     if (param.low is not None and value < param.low) or (
         param.high is not None and value > param.high

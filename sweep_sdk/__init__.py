@@ -16,12 +16,12 @@ if TYPE_CHECKING:
     from sweep_core.contract import SCHEMA_VERSION, Problem, SweepRequest
     from sweep_core.convert import ContractError
     from sweep_core.planning import ShardPlan, plan_shards
-    from sweep_core.runs import RunStatus
+    from sweep_core.runs import CommitError, CommitProblem, RunStatus
     from sweep_core.schema import request_json_schema
     from sweep_core.space import PointSpace, point_count
     from sweep_core.validation import Limits, parse_request
     from sweep_sdk.client import Run, RunList, open_run, runs, submit
-    from sweep_sdk.errors import SubmitError
+    from sweep_sdk.errors import RepairError, RunnerGone, SubmitError
 
 _EXPORTS = {
     "submit": "sweep_sdk.client",
@@ -30,7 +30,11 @@ _EXPORTS = {
     "RunList": "sweep_sdk.client",
     "Run": "sweep_sdk.client",
     "RunStatus": "sweep_core.runs",
+    "CommitError": "sweep_core.runs",
+    "CommitProblem": "sweep_core.runs",
     "SubmitError": "sweep_sdk.errors",
+    "RunnerGone": "sweep_sdk.errors",
+    "RepairError": "sweep_sdk.errors",
     "SCHEMA_VERSION": "sweep_core.contract",
     "Problem": "sweep_core.contract",
     "SweepRequest": "sweep_core.contract",
@@ -46,13 +50,17 @@ _EXPORTS = {
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CommitError",
+    "CommitProblem",
     "ContractError",
     "Limits",
     "PointSpace",
     "Problem",
+    "RepairError",
     "Run",
     "RunList",
     "RunStatus",
+    "RunnerGone",
     "ShardPlan",
     "SubmitError",
     "SweepRequest",

@@ -52,9 +52,17 @@ def _user_error(exc: Exception) -> int | None:
     if isinstance(exc, UserError | LookupError | QueryError | TimeoutError):
         print(f"sweep: {exc}", file=sys.stderr)  # a missing file imports nothing more
         return 2
+    if isinstance(exc, PermissionError):
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"sweep: permission denied{where} (is the data folder writable?)", file=sys.stderr)
+        return 2
     from sweep_core.convert import ContractError
-    from sweep_sdk.errors import SubmitError
+    from sweep_core.runs import CommitError
+    from sweep_sdk.errors import RepairError, SubmitError
 
+    if isinstance(exc, CommitError | RepairError):
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 2
     if isinstance(exc, ContractError):
         print("invalid sweep request:", file=sys.stderr)
         for problem in exc.problems:
@@ -174,7 +182,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     redrive.add_argument("--wait", action="store_true", help="wait until every shard has settled")
     redrive.add_argument("--json", action="store_true", help="print one JSON object")
+    redrive.add_argument(
+        "--repair",
+        action="store_true",
+        help="also re-run the shards whose committed points `sweep verify` finds damaged",
+    )
     redrive.set_defaults(handler=_redrive)
+
+    verify = command("verify", "check every committed points object of a run against its commit")
+    _run_argument(verify, optional=True)
+    _target_options(verify)
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(handler=_verify)
 
     query = command("query", "run Athena SQL over a run (DuckDB locally); each ? takes the run id")
     _run_argument(query)
@@ -245,7 +264,7 @@ def _run_argument(parser: argparse.ArgumentParser, optional: bool = False) -> No
 
 def _workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--workers", type=int, help="worker processes of the embedded target (default: one "
+        "--workers", type=_workers, help="worker processes of the embedded target (default: one "
         "per core)",
     )  # fmt: skip
 
@@ -266,13 +285,40 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_SPEC_BYTES = 4 * 1024 * 1024  # sweep_core.validation.MAX_REQUEST_BYTES, without its imports
+
+
 def read_spec(path: Path) -> Any:
+    """The spec file's JSON; ``UserError`` naming the file for anything that keeps it from
+    being read (missing, a directory, unreadable, too large, not UTF-8, not JSON)."""
     try:
-        return json.loads(path.read_text())
+        if path.is_dir():
+            raise UserError(f"{path} is a directory, not a spec file")
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:  # before reading it: a 52 MB file is refused at once
+            raise UserError(f"{path} is {size:,} bytes; a sweep request is at most "
+                            f"{MAX_SPEC_BYTES:,}")  # fmt: skip
+        return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"no such spec file: {path}") from None
+    except PermissionError:
+        raise UserError(f"cannot read {path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path} is not valid JSON: nested too deeply") from None
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -404,7 +450,7 @@ def _redrive(args: argparse.Namespace) -> int:
 
     run = _open(args)
     try:
-        shards = run.redrive(force=args.force)
+        shards = run.redrive(force=args.force, repair=args.repair)
     except RunCancelled as exc:
         raise UserError(str(exc)) from None
     if not args.json:
@@ -441,9 +487,28 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    run = _open(args)
+    problems = run.verify()
+    if args.json:
+        print(json.dumps({"run_id": run.run_id, "problems": [p.as_dict() for p in problems]}))
+    elif problems:
+        for problem in problems:
+            print(problem)
+        print(f"re-run them: sweep redrive {run.run_id} --repair")
+    else:
+        print(f"run {run.run_id}: every committed points object matches its commit")
+    return 1 if problems else 0
+
+
 def _settle(run: Run, args: argparse.Namespace) -> int:
+    from sweep_sdk.errors import RunnerGone
+
     try:
         status = run.wait(progress=not args.json)
+    except RunnerGone as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             f"\nstopped waiting; the run goes on. Watch it with: sweep status {run.run_id} "
@@ -459,12 +524,15 @@ def _report(status: RunStatus, run: Run, args: argparse.Namespace, final: bool) 
     if args.json:
         print(json.dumps(summary))
     else:
+        lost = f" ({status.lost:,} lost: the runner is gone)" if status.lost else ""
         print(
             f"{status.succeeded:,} succeeded, {status.failed:,} failed, {status.missing:,} missing"
-            f" of {status.total:,} shards ({status.points_total:,} points)"
+            f"{lost} of {status.total:,} shards ({status.points_total:,} points)"
         )
         if status.cancelled:
             print(f"  cancelled: {status.cancelled:,} of the failed shards were never run")
+        if status.lost:
+            print(f"  finish the run: sweep redrive {run.run_id}")
         if status.failed:
             print(f"  see why: sweep query {run.run_id} --name slowest_shards; "
                   f"re-run failed shards: sweep redrive {run.run_id}")  # fmt: skip

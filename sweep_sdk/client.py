@@ -7,7 +7,6 @@ like the results bucket (``./.sweep`` unless ``SWEEP_DATA_DIR`` or ``data_dir`` 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from sweep_core.convert import unstructure
 from sweep_core.html import html_fields, html_table
 from sweep_core.named_queries import named_query
 from sweep_core.run_index import RunRow
-from sweep_core.runs import RunStatus
+from sweep_core.runs import CommitProblem, RunStatus
 from sweep_sdk.targets import embedded_chosen
 
 if TYPE_CHECKING:
@@ -58,6 +57,10 @@ class Target(Protocol):
     def resolve(self, ref: str) -> str:
         """The run id ``ref`` names: an id, ``latest``, or a unique prefix of an id."""
         ...
+
+    def verify(self, manifest: RunManifest) -> list[CommitProblem]: ...
+
+    def repair(self, manifest: RunManifest, problems: Sequence[CommitProblem]) -> list[int]: ...
 
     def results(self, manifest: RunManifest) -> pa.Table: ...
 
@@ -102,6 +105,9 @@ class Run:
         ------
         TimeoutError
             When ``timeout`` passes first; the run goes on.
+        RunnerGone
+            Shards are missing and the runner that had them is gone; ``redrive`` finishes
+            the run.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         kind = progress_kind() if progress else None
@@ -120,6 +126,10 @@ class Run:
                     bar.update(status.succeeded + status.failed - bar.n)
                 if status.settled:
                     return status
+                if status.stalled:
+                    from sweep_sdk.errors import RunnerGone
+
+                    raise RunnerGone(self.run_id, status.lost, status.total)
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(
@@ -162,10 +172,21 @@ class Run:
         """Run one of the shipped queries (``sweep_sdk.query.local.QUERY_NAMES``) for this run."""
         return self.query(named_query(name))
 
-    def redrive(self, force: bool = False) -> list[int]:
+    def redrive(self, force: bool = False, repair: bool = False) -> list[int]:
         """Dispatch again every shard without a success, under the same run id (a cancelled
-        run only with ``force``)."""
+        run only with ``force``); with ``repair``, first also the shards whose committed
+        points ``verify`` finds damaged (raises ``RepairError`` where that cannot be done)."""
+        if repair:
+            problems = self.verify()
+            if problems:
+                return self.target.repair(self.manifest, problems)
         return self.target.redrive(self.run_id, force)
+
+    def verify(self) -> list[CommitProblem]:
+        """Check every committed points object against its commit (there, size, SHA-256,
+        rows); returns what is wrong, each naming the run, shard and object (empty: all good).
+        """
+        return self.target.verify(self.manifest)
 
     def cancel(self) -> CancelRecord:
         """Stop the run: no shard starts after this (each becomes a ``CANCELLED`` failure);
@@ -259,19 +280,25 @@ def submit(
     data_dir
         Data folder of the embedded target (default ``$SWEEP_DATA_DIR`` or ``./.sweep``).
     workers
-        Worker processes of the embedded target (default: one per core).
+        Worker processes of the embedded target (default: one per core); at least 1.
     detach
         Run the embedded target's workers in a separate process that outlives this one.
 
     Raises
     ------
     ContractError
-        The request is invalid; ``problems`` lists every reason with its path.
+        The request is invalid (or its file cannot be read); ``problems`` lists every reason
+        with its path.
+    ValueError
+        ``workers`` is less than 1.
     SubmitError
         The target refused the request for another reason (e.g. a reused client token).
     """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    raw = _raw(spec)
     chosen = resolve_target(target, data_dir=data_dir, workers=workers, detach=detach)
-    accepted = chosen.submit(_raw(spec))
+    accepted = chosen.submit(raw)
     return Run(accepted.run_id, chosen, accepted)
 
 
@@ -313,13 +340,53 @@ def resolve_target(
 
 
 def _raw(spec: SweepRequest | dict[str, Any] | str | os.PathLike[str]) -> Any:
+    """The request as the target takes it: a dict, or JSON text (parsed by the target's
+    validation, which raises ``ContractError`` for text that is not JSON).
+
+    A string is JSON text when it starts like JSON (``{``, ``[``, a quote...) or is blank, and
+    a file path otherwise; a path that cannot be read is a ``ContractError`` naming it.
+    """
     if isinstance(spec, SweepRequest):
         return unstructure(spec)
-    if isinstance(spec, os.PathLike) or (
-        isinstance(spec, str) and not spec.lstrip().startswith("{")
-    ):
-        return json.loads(Path(spec).read_text())
+    if isinstance(spec, str) and (not spec.strip() or spec.lstrip()[0] in '{["-0123456789'):
+        return spec
+    if isinstance(spec, os.PathLike | str):
+        return _read_spec_file(Path(spec))
     return spec
+
+
+def _read_spec_file(path: Path) -> str:
+    from sweep_core.contract import Problem
+    from sweep_core.convert import ContractError
+    from sweep_core.validation import MAX_REQUEST_BYTES
+
+    def refuse(reason: str) -> ContractError:
+        return ContractError([Problem("$", f"cannot read spec file {str(path)!r}: {reason}")])
+
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise refuse("it is a directory")
+        if size > MAX_REQUEST_BYTES:
+            raise ContractError(
+                [
+                    Problem(
+                        "$",
+                        f"spec file {str(path)!r} is {size:,} bytes; a request is at "
+                        f"most {MAX_REQUEST_BYTES:,}",
+                    )
+                ],
+                code="REQUEST_TOO_LARGE",
+            )
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise refuse("no such file") from None
+    except PermissionError:
+        raise refuse("permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise refuse(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise refuse(exc.strerror or str(exc)) from None
 
 
 def progress_kind() -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,21 @@ if TYPE_CHECKING:
 from sweep_core.contract import AcceptedRun, CancelRecord, RunManifest
 from sweep_core.layout import Layout
 from sweep_core.run_index import RunRow, find_run_id, list_runs
-from sweep_core.runs import RunStatus, find_manifest, run_status
+from sweep_core.runs import (
+    CommitProblem,
+    PointsCommit,
+    RunStatus,
+    committed_points,
+    find_manifest,
+    points_table_of,
+    read_committed,
+    read_compactions,
+    run_status,
+    success_commits,
+    verify_points,
+)
 from sweep_core.settings import DEFAULT_PREFIX
+from sweep_sdk.errors import RepairError
 from sweep_sdk.remote import RemoteApi
 from sweep_sdk.targets import API_URL_ENV
 
@@ -138,21 +150,30 @@ class RemoteTarget:
         return find_run_id(self.store, self.layout, ref)
 
     def results(self, manifest: RunManifest) -> pa.Table:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        """The committed points, each object checked against its commit (``CommitError``)."""
         from sweep_core.kernels import points_schema  # numpy: results need the kernel's schema
 
+        commits = self.committed(manifest)
+        bodies = read_committed(self.store, manifest.run_id, commits)
         schema = points_schema(manifest.spec.kernel)
-        prefix = self.layout.points_prefix(manifest.spec.kernel, manifest.run_id)
-        keys = list(self.store.list(prefix))
-        with ThreadPoolExecutor(16) as pool:
-            tables = list(
-                pool.map(lambda k: pq.read_table(pa.BufferReader(self.store.get(k))), keys)
-            )
-        if not tables:
-            return schema.empty_table()
-        return pa.concat_tables([t.cast(schema) for t in tables]).sort_by("point_index")
+        return points_table_of(bodies, schema, manifest.run_id, commits)
+
+    def repair(self, manifest: RunManifest, problems: Sequence[CommitProblem]) -> list[int]:
+        raise RepairError(
+            f"{problems[0]}: repairing needs the success records retired, and no role of a "
+            "deployed stack may delete results; submit the sweep again"
+        )
+
+    def verify(self, manifest: RunManifest) -> list[CommitProblem]:
+        from sweep_core.kernels import points_schema
+
+        schema = points_schema(manifest.spec.kernel)
+        return verify_points(self.store, schema, manifest.run_id, self.committed(manifest))
+
+    def committed(self, manifest: RunManifest) -> list[PointsCommit]:
+        compactions = read_compactions(self.store, self.layout, manifest.run_id)
+        successes = success_commits(self.store, self.layout, manifest.run_id, compactions)
+        return committed_points(self.layout, manifest, successes, compactions)
 
     def run_query(self, sql: str, params: Sequence[Any]) -> pa.Table:
         return self.engine.run(sql, params)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -21,7 +21,16 @@ from sweep_core.kernels import points_schema
 from sweep_core.layout import COMPACTED_STEM, Layout
 from sweep_core.ports import ObjectStore
 from sweep_core.records import COMPRESSION
-from sweep_core.runs import read_manifest, run_status
+from sweep_core.runs import (
+    CommitError,
+    CommitProblem,
+    PointsCommit,
+    committed_points,
+    read_compactions,
+    read_manifest,
+    run_status,
+    success_commits,
+)
 from sweep_core.tables import OUTCOMES
 
 ROW_GROUP_ROWS = 1 << 20
@@ -55,6 +64,8 @@ class PartitionReport:
     files: tuple[str, ...]
     bytes_before: int
     bytes_after: int
+    sums: tuple[tuple[str, int, int, str], ...] = ()
+    """``(file, rows, size, sha256)`` of each new file: what readers check it against."""
 
 
 @frozen
@@ -83,6 +94,9 @@ class _Partition:
     prefix: str
     schema: pa.Schema
     key_columns: tuple[str, ...]
+    commits: Mapping[str, PointsCommit] | None = None
+    """For points: the committed objects (only they are copied; the others, left by attempts
+    that died before their success record, are retired unread)."""
 
 
 def compact_run(
@@ -112,10 +126,17 @@ def compact_run(
     3. the compacted files are read back and checked against the shard objects: row count, the sum
        of the key column and a SHA-256 over every value of every row in that order must be equal (a
        mismatch removes the new files and leaves the run as it was);
-    4. a compaction record (``runs/…/compaction-0001.json``) naming the new files and the objects
-       they replace is written, and only then are the shard objects deleted. An interrupted
-       compaction is finished by running it again: replaced objects still present are deleted, and
-       compacted files that no record names (written, never verified) are removed and redone.
+    4. a compaction record (``runs/…/compaction-0001.json``) naming the new files (with their
+       rows, size and SHA-256) and the objects they replace is written, and only then are the
+       shard objects deleted. The record is the publication: readers (``sweep_core.runs``) read a
+       compacted file only once a record names it and a shard object only until one retires it,
+       so an interrupted compaction shows the old objects or the new files, never both. It is
+       finished by running it again: replaced objects still present are deleted, and compacted
+       files that no record names (written, never verified) are removed and redone.
+
+    Only committed points are copied (the objects success records name, each checked against
+    its commit first); a points object no success commits (left by a worker that died before its
+    success record) is retired with the rest, unread.
 
     Status, redrive, results, outcomes and the queries read compacted files: status counts a
     compacted file's ``(shard, attempt)`` rows as the objects they replace, and a worker numbers a
@@ -147,11 +168,15 @@ def compact_run(
             f"run {run_id} is not settled ({status.missing} of {status.total} shards have no "
             "final record yet); compact it once every shard has finished"
         )
+    compactions = read_compactions(store, layout, run_id)
+    successes = success_commits(store, layout, run_id, compactions)
+    commits = committed_points(layout, manifest, successes, compactions)
     partitions = (
         _Partition(
             layout.points_prefix(manifest.spec.kernel, run_id),
             points_schema(manifest.spec.kernel),
             ("point_index",),
+            {c.key: c for c in commits if c.shard is not None},
         ),
         _Partition(layout.status_prefix(run_id, "success"), OUTCOMES.arrow_schema, ("shard",)),
         _Partition(
@@ -162,7 +187,7 @@ def compact_run(
     reports: list[tuple[PartitionReport, list[str]]] = []
     try:
         for part in partitions:
-            done = _compact_partition(store, part, row_group_rows, file_rows, written)
+            done = _compact_partition(store, run_id, part, row_group_rows, file_rows, written)
             if done is not None:
                 reports.append(done)
     except BaseException:
@@ -180,6 +205,7 @@ def compact_run(
 
 def _compact_partition(
     store: DeletableStore,
+    run_id: str,
     part: _Partition,
     row_group_rows: int,
     file_rows: int,
@@ -191,6 +217,14 @@ def _compact_partition(
     others = [k for k in keys if k not in known and not Layout.is_compacted(k)]
     if others:
         raise CompactionError(f"unexpected objects in {part.prefix}: {others[:3]}")
+    orphans: list[str] = []
+    if part.commits is not None:
+        absent = [c for key, c in part.commits.items() if key not in known]
+        if absent:
+            missing = [CommitProblem(run_id, c.shard, c.key, "missing") for c in absent]
+            raise CompactionError(f"{CommitError(missing)}; `sweep verify {run_id}` lists them")
+        orphans = [k for k in shards if k not in part.commits]
+        shards = [k for k in shards if k in part.commits]
     if not shards:
         return None
     numbers = [_compacted_number(k) for k in keys if Layout.is_compacted(k)]
@@ -200,6 +234,10 @@ def _compact_partition(
     writer = _CompactedWriter(store, part, first, row_group_rows, file_rows, written)
     bytes_before = 0
     for key, body, table in _in_order(lambda k: _fetch(store, k), shards):
+        if part.commits is not None:
+            problem = part.commits[key].check(run_id, body)
+            if problem is not None:
+                raise CompactionError(f"{problem}; `sweep redrive --repair {run_id}` re-runs it")
         bytes_before += len(body)
         if not table.schema.equals(part.schema):
             raise CompactionError(f"{key} does not have the table's columns and types")
@@ -209,10 +247,12 @@ def _compact_partition(
 
     after = _Check(part)
     bytes_after = 0
+    sums = []
     for key in files:
         body = store.get(key)
         bytes_after += len(body)
         parquet = pq.ParquetFile(pa.BufferReader(body))
+        sums.append((key, parquet.metadata.num_rows, len(body), hashlib.sha256(body).hexdigest()))
         for group in range(parquet.metadata.num_row_groups):
             after.add(parquet.read_row_group(group, use_threads=False), key)
     if after.figures() != before.figures():
@@ -222,9 +262,10 @@ def _compact_partition(
         )
     rows, key_sum, digest = before.figures()
     report = PartitionReport(
-        part.prefix, len(shards), rows, key_sum, digest, tuple(files), bytes_before, bytes_after
-    )
-    return report, shards
+        part.prefix, len(shards), rows, key_sum, digest, tuple(files), bytes_before, bytes_after,
+        tuple(sums),
+    )  # fmt: skip
+    return report, shards + orphans
 
 
 def _fetch(store: ObjectStore, key: str) -> tuple[str, bytes, pa.Table]:
@@ -426,8 +467,12 @@ def _write_record(
         "run_id": run_id,
         "partitions": [
             {
-                **asdict(report),
+                **asdict(report, filter=lambda a, _: a.name != "sums"),
                 "files": list(report.files),
+                "checksums": {
+                    key: {"rows": rows, "size": size, "sha256": sha}
+                    for key, rows, size, sha in report.sums
+                },
                 "replaced": [k[len(report.partition) :] for k in replaced],
             }
             for report, replaced in reports

@@ -15,6 +15,7 @@ from attrs import define, field
 
 from runtime.adapters.local_store import LocalStore, random_token
 from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
+from runtime.local.liveness import run_alive
 from runtime.local.pool import DetachedLocalInvoker, LocalInvoker, WorkerPool
 from runtime.local.runner import EmbeddedSettings, StartedRunner, data_dir_from_env
 from sweep_core.contract import AcceptedRun, CancelRecord, ErrorResponse, RunManifest
@@ -23,8 +24,20 @@ from sweep_core.kernels import catalog, points_schema
 from sweep_core.layout import Layout
 from sweep_core.ports import Invoker, utc_now
 from sweep_core.run_index import RunRow, cancel_run, find_run_id, list_runs
-from sweep_core.runs import RunStatus, find_manifest, run_status
-from sweep_sdk.errors import SubmitError
+from sweep_core.runs import (
+    CommitProblem,
+    PointsCommit,
+    Published,
+    RunStatus,
+    committed_points,
+    find_manifest,
+    points_table_of,
+    read_committed,
+    read_compactions,
+    run_status,
+    verify_points,
+)
+from sweep_sdk.errors import RepairError, SubmitError
 from sweep_sdk.query.local import LocalQueryEngine
 
 if TYPE_CHECKING:
@@ -92,7 +105,9 @@ class EmbeddedTarget:
         return find_manifest(self.store, self.layout, run_id, self.location)
 
     def status(self, manifest: RunManifest) -> RunStatus:
-        return run_status(self.store, self.layout, manifest)
+        """Where the run stands; missing shards whose runner is gone count as lost."""
+        root = str(self.data_dir)
+        return run_status(self.store, self.layout, manifest, lambda run_id: run_alive(root, run_id))
 
     def redrive(self, run_id: str, force: bool = False) -> list[int]:
         return redrive_run(run_id, self.parent_deps(), force)
@@ -109,14 +124,43 @@ class EmbeddedTarget:
         return find_run_id(self.store, self.layout, ref)
 
     def results(self, manifest: RunManifest) -> pa.Table:
+        """The committed points, each object checked against its commit (``CommitError``)."""
+        commits = self.committed(manifest)
+        bodies = read_committed(self.store, manifest.run_id, commits)
         schema = points_schema(manifest.spec.kernel)
-        folder = self.data_dir / self.layout.points_prefix(manifest.spec.kernel, manifest.run_id)
-        if not folder.is_dir():
-            return schema.empty_table()
-        import pyarrow.dataset as ds  # here: `sweep run` and `status` never need it
+        return points_table_of(bodies, schema, manifest.run_id, commits)
 
-        dataset = ds.dataset(folder, format="parquet", schema=schema, exclude_invalid_files=False)
-        return dataset.to_table().sort_by("point_index")
+    def repair(self, manifest: RunManifest, problems: Sequence[CommitProblem]) -> list[int]:
+        """Retire the damaged objects' commits (their success records and the objects) and
+        redrive: the shards run again and commit fresh points."""
+        whole = [p for p in problems if p.shard is None]
+        if whole:
+            raise RepairError(
+                f"{whole[0]}: a compacted file holds many shards' points and cannot be re-run "
+                "shard by shard; restore it, or submit the sweep again"
+            )
+        store = self.store
+        prefix = self.layout.points_prefix(manifest.spec.kernel, manifest.run_id)
+        for problem in problems:
+            assert problem.shard is not None
+            store.delete(self.layout.success_key(manifest.run_id, problem.shard))
+            if problem.key.startswith(prefix):
+                store.delete(problem.key)
+        return self.redrive(manifest.run_id)
+
+    def verify(self, manifest: RunManifest) -> list[CommitProblem]:
+        schema = points_schema(manifest.spec.kernel)
+        return verify_points(self.store, schema, manifest.run_id, self.committed(manifest))
+
+    def committed(self, manifest: RunManifest) -> list[PointsCommit]:
+        """The run's committed points objects; the success records come through the outcome
+        index (a run's 10,000 success objects are read once, not by every reader)."""
+        from runtime.adapters.outcome_index import OutcomeIndex, success_commits
+
+        compactions = read_compactions(self.store, self.layout, manifest.run_id)
+        rows = OutcomeIndex(self.data_dir, self.layout).read([manifest.run_id], with_keys=True)
+        successes = success_commits(rows, Published.of(compactions))
+        return committed_points(self.layout, manifest, successes, compactions)
 
     def run_query(self, sql: str, params: Sequence[Any]) -> pa.Table:
         return self.query_engine().run(sql, params)

@@ -23,7 +23,7 @@ from sweep_core.contract import ErrorBody, ErrorResponse, Problem
 from sweep_core.convert import unstructure
 from sweep_core.openapi import INVALID_REQUEST_MESSAGE
 from sweep_core.ports import Clock, utc_now
-from sweep_core.validation import schema_problems
+from sweep_core.validation import schema_problems, shape_problem
 from sweep_sdk.embedded import EmbeddedTarget
 from sweep_sdk.sigv4 import SERVICE, CredentialsLookup, static_lookup, verify_signature
 
@@ -190,6 +190,9 @@ def _body_problems(body: bytes) -> tuple[Problem, ...]:
         raw = strict_json(body)
     except ValueError as exc:
         return (Problem("$", f"is not valid JSON ({exc})"),)
+    shape = shape_problem(raw)  # bounded, before any work per value
+    if shape is not None:
+        return (shape,)
     return tuple(schema_problems(raw))
 
 
@@ -205,7 +208,10 @@ def strict_json(body: bytes) -> Any:
     def refuse(name: str) -> Any:
         raise ValueError(f"{name} is not allowed in JSON")
 
-    return json.loads(body, parse_constant=refuse)
+    try:
+        return json.loads(body, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 # --- HTTP ---------------------------------------------------------------------------------
@@ -215,6 +221,9 @@ class GatewayServer(ThreadingHTTPServer):
     """A threading HTTP server answering every request through one ``Gateway``."""
 
     daemon_threads = True
+    request_queue_size = 256
+    """The listen backlog: connections a burst may open before the accept loop takes them
+    (the default of 5 reset some of 20 concurrent POSTs); each is then served on a thread."""
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         self.gateway = gateway

@@ -215,15 +215,21 @@ def verify_signature(
     claimed = lowered.get("x-amz-content-sha256")
     # botocore signs the claimed hash instead of hashing the body when this header is present;
     # a body that differs from the claim must not ride on a valid signature.
-    if claimed is not None and not hmac.compare_digest(claimed, payload_hash):
+    if claimed is not None and not _same(claimed, payload_hash):
         return "X-Amz-Content-SHA256 does not match the body"
     expected = _signature(method, url, lowered, auth, payload_hash, credentials)
-    if not hmac.compare_digest(expected, auth.signature):
+    if not _same(expected, auth.signature):
         return (
             "signature does not match: check the secret key, and that the method, path, body "
             "and signed headers reach the server as they were signed"
         )
     return None
+
+
+def _same(sent: str, expected: str) -> bool:
+    """A constant-time comparison of two header values; ``hmac.compare_digest`` refuses
+    non-ASCII text with a TypeError, and a forged header may hold any character."""
+    return hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def host_of(url: str) -> str:
@@ -276,7 +282,7 @@ def _token_problem(sent: str | None, expected: str | None) -> str | None:
         return None if sent is None else "unexpected X-Amz-Security-Token for this access key"
     if sent is None:
         return "missing X-Amz-Security-Token (these are temporary credentials)"
-    if not hmac.compare_digest(sent, expected):
+    if not _same(sent, expected):
         return "the security token is invalid"
     return None
 

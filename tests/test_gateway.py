@@ -132,7 +132,7 @@ def test_a_submitted_sweep_runs_and_reports_its_status(start_gateway: StartGatew
     status = wait_settled(api, accepted.run_id)
     assert status == {
         "run_id": accepted.run_id, "points": 4, "shards": 2, "succeeded": 2, "failed": 0,
-        "missing": 0, "failed_attempts": 0, "cancelled": 0,
+        "missing": 0, "failed_attempts": 0, "cancelled": 0, "lost": 0,
     }  # fmt: skip
     assert list(OAS30Validator(component_schemas()["RunStatus"]).iter_errors(status)) == []
     assert api.redrive(accepted.run_id) == []
@@ -472,3 +472,42 @@ def test_api_gateways_own_refusal_reason_reaches_the_user_from_its_header() -> N
         parse_submit(answer)
 
     assert [p.message for p in refused.value.problems] == [reason]
+
+
+BURST = 100
+
+
+def test_a_burst_of_100_concurrent_requests_is_answered_without_a_reset(
+    start_gateway: StartGateway,
+) -> None:
+    """Loopback only, 100 requests, each bounded by a 30 s socket timeout: every connection
+    gets an answer (202 for the valid ones, one run for their shared token; 400 for the rest),
+    none is reset by a full listen backlog."""
+    import http.client
+
+    server = start_gateway()
+    host, port = server.server_address[:2]
+    valid = json.dumps(tiny_request("burst-token")).encode()
+    invalid = b'{"schema_version": "1.0"}'
+    start = threading.Barrier(BURST)
+    answers: list[int | str] = [0] * BURST
+
+    def send(i: int) -> None:
+        connection = http.client.HTTPConnection(str(host), port, timeout=30)
+        try:
+            start.wait(30)  # all connect at once
+            body = valid if i % 2 else invalid
+            connection.request("POST", "/runs", body, {"Content-Type": "application/json"})
+            answers[i] = connection.getresponse().status
+        except OSError as exc:
+            answers[i] = type(exc).__name__
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(BURST)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers.count(202) == BURST // 2, answers
+    assert answers.count(400) == BURST // 2, answers

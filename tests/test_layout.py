@@ -16,7 +16,8 @@ import pytest
 from attrs import frozen
 
 from runtime.adapters.local_store import LocalStore
-from sweep_core.contract import ShardOutcome, ShardStatus
+from sweep_core.contract import RunManifest, ShardOutcome, ShardStatus
+from sweep_core.convert import dumps
 from sweep_core.kernels import KERNELS, evaluate
 from sweep_core.layout import Layout, OutcomeKey, new_run_id, run_date_of
 from sweep_core.named_queries import named_query
@@ -163,7 +164,15 @@ def test_duckdb_reads_points_partitions_from_the_path(written: Written) -> None:
     ]
 
 
-def test_the_local_query_engine_sees_both_runs_and_both_statuses(written: Written) -> None:
+def test_the_local_query_engine_sees_both_runs_and_both_statuses(
+    written: Written, gbm_request: dict[str, Any]
+) -> None:
+    for run_id in (RUN_A, RUN_B):
+        manifest = RunManifest(
+            run_id, run_date_of(run_id), T0.isoformat(), 80, 3, parse_request(gbm_request),
+            "0.1.0",
+        )  # fmt: skip
+        written.store.put_if_absent(written.layout.manifest_key(run_id), dumps(manifest).encode())
     engine = LocalQueryEngine(written.root, written.layout, [GBM.spec])
     by_status = engine.run(
         "SELECT run_date, run_id, status, count(*) AS n FROM outcomes "
@@ -185,7 +194,9 @@ def test_the_local_query_engine_sees_both_runs_and_both_statuses(written: Writte
         f"SELECT run_id, count(*) AS n FROM points_{GBM.spec.name} "
         "WHERE run_date = '2026-03-04' GROUP BY run_id"
     ).to_pylist()
-    assert points == [{"run_id": RUN_B, "n": 64}]
+    # only committed points are read: run B's shard 1 has its success, shard 0 failed (its
+    # points object is there, as a worker that died before its success would leave it)
+    assert points == [{"run_id": RUN_B, "n": 32}]
 
 
 def test_partition_columns_are_not_inside_the_files(written: Written) -> None:

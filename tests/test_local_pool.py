@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runtime.local.pool import WorkerPool
 from runtime.local.runner import FROM_STDIN, EmbeddedSettings, start_runner
 from sweep_sdk import Run
@@ -160,3 +162,36 @@ class _Capture:
 
     def dispatch_async(self, slices: Any) -> None:
         raise NotImplementedError
+
+
+def test_a_killed_runner_leaves_lost_shards_and_wait_says_redrive_finishes_the_run(
+    tmp_path: Path, gbm_request: dict[str, Any], capsys: Any
+) -> None:
+    from sweep_sdk.cli import main as cli_main
+    from sweep_sdk.errors import RunnerGone
+
+    early = start_runner(EmbeddedSettings.resolve(tmp_path, workers=1), FROM_STDIN)
+    group = os.getpgid(early.process.pid)  # its own session: the runner and its workers
+    os.killpg(group, signal.SIGSTOP)  # holds the tasks unrun, whatever the machine's speed
+    target = EmbeddedTarget.from_env(tmp_path, workers=1, detach=True, runner=early)
+    accepted = target.submit(_gbm(gbm_request, points=4, paths=16, shard_size=1))
+    run = Run(accepted.run_id, target, accepted)
+    status = run.status()
+    assert (status.missing, status.lost) == (4, 0)  # stopped, not gone: still its runner
+
+    os.killpg(group, signal.SIGKILL)  # as an OOM killer or a reboot would
+    early.process.wait(30)
+    status = run.status()
+    assert (status.missing, status.lost, status.as_dict()["lost"]) == (4, 4, 4)
+    with pytest.raises(RunnerGone, match="runner is gone") as gone:
+        run.wait(timeout=60, progress=False)
+    assert f"sweep redrive {accepted.run_id}" in str(gone.value)
+
+    assert cli_main(["status", accepted.run_id, "--wait", "--data-dir", str(tmp_path)]) == 1
+    assert "redrive" in capsys.readouterr().err
+    assert cli_main(["status", accepted.run_id, "--data-dir", str(tmp_path)]) == 0
+    assert "4 lost" in capsys.readouterr().out
+
+    assert sorted(run.redrive()) == [0, 1, 2, 3]  # a new runner: nothing is lost any more
+    status = run.wait(timeout=60, progress=False)
+    assert (status.succeeded, status.missing, status.lost) == (4, 0, 0)

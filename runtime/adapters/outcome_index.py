@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sweep_core.layout import Layout
+from sweep_core.runs import Published, SuccessCommit
 from sweep_core.tables import OUTCOMES
 
 if TYPE_CHECKING:
@@ -67,9 +68,11 @@ class OutcomeIndex:
         self,
         run_ids: Collection[str] | None = None,
         con: duckdb.DuckDBPyConnection | None = None,
+        with_keys: bool = False,
     ) -> pa.Table:
         """Every outcome row of ``run_ids`` (of every run if None), as the objects hold them now:
-        file columns, then partition columns, as the ``outcomes`` table has them."""
+        file columns, then partition columns, as the ``outcomes`` table has them; with
+        ``with_keys`` a last column ``_key`` names the object each row comes from."""
         if con is None:
             import duckdb
 
@@ -78,8 +81,11 @@ class OutcomeIndex:
         for partition, objects in self._runs(run_ids):
             from_objects = functools.partial(self._read_objects, con, objects=objects)
             rows = self._update(partition, objects, from_objects)
-            parts.append(rows.drop_columns(_STAMP_NAMES))
-        return pa.concat_tables(parts) if parts else self.schema.empty_table()
+            parts.append(rows.drop_columns(_STAMP_NAMES[1:] if with_keys else _STAMP_NAMES))
+        if parts:
+            return pa.concat_tables(parts)
+        schema = pa.schema([*self.schema, _STAMP_FIELDS[0]]) if with_keys else self.schema
+        return schema.empty_table()
 
     def record(self, keys: Sequence[str], rows: pa.Table) -> None:
         """Index rows just written as the objects ``keys`` (row i is object i's only row, file
@@ -183,6 +189,20 @@ class OutcomeIndex:
         except OSError:  # a read-only data folder still answers, uncached
             with contextlib.suppress(OSError):
                 temp.unlink(missing_ok=True)
+
+
+def success_commits(rows: pa.Table, published: Published) -> list[SuccessCommit]:
+    """The commits of the success rows (read ``with_keys``) of counted shard objects (rows of
+    compacted files commit nothing: their points are in the compacted points files)."""
+    successes = rows.filter(pc.equal(rows["status"], "success"))
+    names = ["shard", "points_object", "points_rows", "points_bytes", "points_sha256"]
+    columns = [successes[n].to_pylist() for n in names]
+    keys = successes["_key"].to_pylist()
+    return [
+        entry
+        for key, entry in zip(keys, zip(*columns, strict=True), strict=True)
+        if published.counts(key) and not Layout.is_compacted(key)
+    ]
 
 
 def _subdirs(folder: Path) -> list[Path]:

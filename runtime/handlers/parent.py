@@ -85,6 +85,8 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
     too_big = _oversized_task(request, deps.max_task_bytes)
     if too_big is not None:
         return too_big
+    # Validated and sized before the token is claimed: a token is claimed only by a request
+    # that will be accepted, so a corrected retry with the same token is not refused for ever.
     run_id = new_run_id(deps.clock(), deps.new_token())
     if request.client_token is not None:
         claimed = _claim_token(request, run_id, deps)

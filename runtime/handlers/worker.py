@@ -2,18 +2,21 @@
 
 Pure logic over injected adapters; the Lambda entry point and the local process pool both call
 ``run_shard``. Writes are put-if-absent, so a duplicate delivery ends as a no-op and a failure
-never replaces a success. ``record_failure`` is also the core of the failure recorder that turns
+never replaces a success. The success record is the commit of the shard's points: it names
+the points object with its rows, size and SHA-256, and readers read nothing else.
+``record_failure`` is also the core of the failure recorder that turns
 a crash, timeout or out-of-memory kill (seen from outside the dead worker) into a record.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
-from attrs import frozen
+from attrs import evolve, frozen
 
 from sweep_core._version import __version__
 from sweep_core.contract import ShardOutcome, ShardTask, SweepRequest
@@ -68,9 +71,17 @@ def run_shard(task: ShardTask, context: InvocationContext, deps: WorkerDeps) -> 
     try:
         kernel = deps.kernels[task.spec.kernel]
         points = _evaluate(task, kernel, context, deps)
-        store.put_if_absent(layout.points_key(kernel.spec.name, task.run_id, task.shard), points)
         attempt = _failed_attempts(task, deps) + 1
-        outcome = _outcome(task, attempt, started, t0, deps, "success")
+        name = _publish_points(task, kernel.spec.name, points, attempt, deps)
+        outcome = evolve(
+            _outcome(task, attempt, started, t0, deps, "success"),
+            points_object=name,
+            points_rows=task.end - task.start,
+            points_bytes=len(points),
+            points_sha256=hashlib.sha256(points).hexdigest(),
+        )
+        # The success record is the commit: readers read only the points objects a success
+        # names, so points written by an attempt that died before this line are never read.
         if not store.put_if_absent(success_key, outcome_parquet(outcome)):
             return _existing(task, deps)  # a concurrent delivery of the task won the write
         return outcome
@@ -81,6 +92,28 @@ def run_shard(task: ShardTask, context: InvocationContext, deps: WorkerDeps) -> 
     except TransientStoreError as exc:
         record_failure(task, "TRANSIENT_ERROR", str(exc), deps, started, t0)
         raise
+
+
+def _publish_points(
+    task: ShardTask, kernel: str, points: bytes, attempt: int, deps: WorkerDeps
+) -> str:
+    """Write the shard's points and return the object's name in the points partition.
+
+    The usual key may already hold an object: the same bytes (a duplicate delivery, a retry:
+    points are deterministic) are used as they are; other bytes (a truncated or foreign object
+    an earlier attempt left without a commit) are never overwritten: this attempt's points go
+    to a key of its own.
+    """
+    layout, store = deps.layout, deps.store
+    prefix = layout.points_prefix(kernel, task.run_id)
+    key = layout.points_key(kernel, task.run_id, task.shard)
+    number = attempt
+    while not store.put_if_absent(key, points):
+        if store.get(key) == points:
+            break
+        key = layout.points_attempt_key(kernel, task.run_id, task.shard, number)
+        number += 1
+    return key[len(prefix) :]
 
 
 def _evaluate(

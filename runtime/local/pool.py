@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from attrs import define, field
 
 from runtime.adapters.local_store import LocalStore
+from runtime.local.liveness import link_run, own_runner
 from runtime.local.runner import (
     DEFAULT_SHARD_TIMEOUT,
     FROM_STDIN,
@@ -453,6 +454,9 @@ class LocalInvoker:
     pool: WorkerPool
 
     def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
+        runner_id = own_runner(self.pool.root)  # this process runs them: it is the runner
+        for run_id in sorted({t.run_id for t in tasks}):
+            link_run(self.pool.root, run_id, runner_id)
         self.pool.submit(tasks)
 
     def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
@@ -476,10 +480,13 @@ class DetachedLocalInvoker:
             return
         codec = TaskCodec()
         lines = b"".join(codec.encode(t) for t in tasks)
+        run_ids = sorted({t.run_id for t in tasks})
         runner = self.runner
         if runner is not None and runner.process.stdin is not None:
             if runner.settings == self.settings:
                 try:
+                    for run_id in run_ids:
+                        link_run(self.settings.root, run_id, runner.runner_id)
                     runner.process.stdin.write(lines)
                     runner.process.stdin.flush()
                     return
@@ -492,7 +499,9 @@ class DetachedLocalInvoker:
         spool.mkdir(parents=True, exist_ok=True)
         batch = spool / f"{uuid.uuid4().hex}.jsonl"
         batch.write_bytes(lines)
-        start_runner(self.settings, str(batch))
+        started = start_runner(self.settings, str(batch))
+        for run_id in run_ids:  # before it could finish: a run is never seen without a runner
+            link_run(self.settings.root, run_id, started.runner_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -505,6 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shard-timeout", type=float, default=DEFAULT_SHARD_TIMEOUT)
     parser.add_argument("--tasks", help=f"a file of task lines, or {FROM_STDIN} for stdin")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # held while we live
     args = parser.parse_args(argv)
     if args.serve_worker:
         serve_worker(args.data_dir, args.prefix, args.shard_timeout)

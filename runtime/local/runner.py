@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.local.liveness import new_lock
 from sweep_core.settings import DEFAULT_PREFIX
 
 DEFAULT_DATA_DIR = ".sweep"
@@ -53,7 +54,10 @@ class EmbeddedSettings:
         shard_timeout: float | None = None,
         prefix: str = DEFAULT_PREFIX,
     ) -> EmbeddedSettings:
-        """Defaults filled in: ``data_dir_from_env``, one worker per core, Lambda's limit."""
+        """Defaults filled in: ``data_dir_from_env``, one worker per core, Lambda's limit.
+        ``ValueError`` for fewer than one worker (a pool of none would never run a shard)."""
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
         return cls(
             str(data_dir_from_env(data_dir)),
             prefix,
@@ -61,12 +65,14 @@ class EmbeddedSettings:
             shard_timeout or DEFAULT_SHARD_TIMEOUT,
         )
 
-    def runner_command(self, tasks: str) -> list[str]:
-        """The runner's command line; ``tasks`` is a file of task lines, or ``FROM_STDIN``."""
+    def runner_command(self, tasks: str, lock_fd: int | None = None) -> list[str]:
+        """The runner's command line; ``tasks`` is a file of task lines, or ``FROM_STDIN``;
+        ``lock_fd`` the descriptor of its liveness lock, which it inherits."""
+        lock = [] if lock_fd is None else ["--lock-fd", str(lock_fd)]
         return [
             sys.executable, "-m", "runtime.local.pool", "--data-dir", self.root,
             "--prefix", self.prefix, "--workers", str(self.workers),
-            "--shard-timeout", str(self.shard_timeout), "--tasks", tasks,
+            "--shard-timeout", str(self.shard_timeout), "--tasks", tasks, *lock,
         ]  # fmt: skip
 
 
@@ -79,11 +85,14 @@ class StartedRunner:
         process: subprocess.Popen[bytes],
         log: str,
         made: list[str],
+        runner_id: str = "",
     ) -> None:
         self.settings = settings
         self.process = process
         self.log = log
         self.made = made  # innermost first
+        self.runner_id = runner_id
+        """Its liveness lock (``runtime.local.liveness``): link a run to it before its tasks."""
 
     def end_tasks(self) -> None:
         end_tasks(self.process)
@@ -92,8 +101,12 @@ class StartedRunner:
         """End it before any task and remove its log and the folders made for it: a request
         refused after the runner started leaves the data folder as it was."""
         self.end_tasks()
-        with contextlib.suppress(OSError):
-            os.unlink(self.log)
+        runners = os.path.join(self.settings.root, ".local", "runners")
+        for leftover in (os.path.join(runners, f"{self.runner_id}.lock"), self.log):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+        with contextlib.suppress(OSError):  # not empty: other runners' locks are there
+            os.rmdir(runners)
         for folder in self.made:
             with contextlib.suppress(OSError):  # not empty: something else wrote there since
                 os.rmdir(folder)
@@ -112,16 +125,23 @@ def start_runner(settings: EmbeddedSettings, tasks: str) -> StartedRunner:
         folder = os.path.dirname(folder)
     os.makedirs(logs, exist_ok=True)
     log = os.path.join(logs, f"runner-{uuid.uuid4().hex}.log")
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            settings.runner_command(tasks),
-            stdin=subprocess.PIPE if tasks == FROM_STDIN else subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-            env=child_env(),
-        )
-    return StartedRunner(settings, process, log, made)
+    # Locked here and inherited: the runner holds its lock from its first instant, and the
+    # kernel lets go of it when the runner ends, however it ends.
+    runner_id, lock_fd = new_lock(root)
+    try:
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                settings.runner_command(tasks, lock_fd),
+                stdin=subprocess.PIPE if tasks == FROM_STDIN else subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                env=child_env(),
+                pass_fds=(lock_fd,),
+            )
+    finally:
+        os.close(lock_fd)
+    return StartedRunner(settings, process, log, made, runner_id)
 
 
 def end_tasks(runner: subprocess.Popen[bytes]) -> None:

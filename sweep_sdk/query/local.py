@@ -8,13 +8,23 @@ DuckDB's dialect by sqlglot, so one query text serves both engines.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep_core.kernel_spec import KernelSpec
-from sweep_core.layout import Layout
+from sweep_core.layout import COMPACTED_STEM, Layout
 from sweep_core.named_queries import QueryError
+from sweep_core.runs import (
+    CommitError,
+    CommitProblem,
+    PointsCommit,
+    Published,
+    committed_points,
+    read_compactions,
+    read_manifest,
+)
 from sweep_core.tables import OUTCOMES, Table, points_table
 
 if TYPE_CHECKING:
@@ -60,16 +70,65 @@ class LocalQueryEngine:
         )
 
         wanted = None if tables is None else {t.lower() for t in tables}
+        points = [
+            points_table(k) for k in self.kernels
+            if wanted is None or points_table(k).name in wanted
+        ]  # fmt: skip
         con = duckdb.connect()
+        if wanted is not None and OUTCOMES.name not in wanted and not points:
+            return con
+        # Outcomes come through the index: a run's 10,000 one-row objects are read once,
+        # not by every query (see outcome_index). Only the objects the run's compaction
+        # records publish count, and only the points objects its successes commit are read.
+        rows = OutcomeIndex(self.root, self.layout).read(con=con, with_keys=True)
+        rows, committed = self._committed(rows, points=bool(points))
         if wanted is None or OUTCOMES.name in wanted:
-            # Outcomes come through the index: a run's 10,000 one-row objects are read once,
-            # not by every query (see outcome_index).
-            con.register(OUTCOMES.name, OutcomeIndex(self.root, self.layout).read(con=con))
-        for kernel in self.kernels:
-            table = points_table(kernel)
-            if wanted is None or table.name in wanted:
-                self._points_view(con, table, self.layout.table_root(f"points/{kernel.name}"))
+            con.register(OUTCOMES.name, rows.drop_columns(["_key"]))
+        for table in points:
+            self._points_view(con, table, committed.get(table.name, []))
         return con
+
+    def _committed(self, rows: pa.Table, points: bool) -> tuple[pa.Table, dict[str, list[str]]]:
+        """The outcome rows that count and, with ``points``, the committed points files of each
+        points table (checked to be there with their committed size: ``CommitError`` if not)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from runtime.adapters.local_store import LocalStore
+        from runtime.adapters.outcome_index import success_commits
+
+        store = LocalStore(self.root)
+        run_ids = pc.unique(rows["run_id"]).to_pylist()
+        compactions = {r: read_compactions(store, self.layout, r) for r in run_ids}
+        published = {r: Published.of(c) for r, c in compactions.items()}
+        # Rows need sorting out only where a compaction wrote or retired something: a
+        # compacted file counts once a record names it, a shard object until one retires it.
+        unnamed = pc.any(pc.match_substring(rows["_key"], f"/{COMPACTED_STEM}")).as_py()
+        if unnamed or any(p.replaced for p in published.values()):
+            keys, runs = rows["_key"].to_pylist(), rows["run_id"].to_pylist()
+            mask = [published[r].counts(k) for r, k in zip(runs, keys, strict=True)]
+            rows = rows.filter(pa.array(mask, pa.bool_()))
+        files: dict[str, list[str]] = {}
+        if not points:
+            return rows, files
+        problems: list[CommitProblem] = []
+        for run_id in run_ids:
+            manifest = read_manifest(store, self.layout, run_id)
+            if manifest is None:
+                continue
+            mine = rows.filter(pc.equal(rows["run_id"], run_id))
+            successes = success_commits(mine, published[run_id])
+            commits = committed_points(self.layout, manifest, successes, compactions[run_id])
+            listed = files.setdefault(f"points_{manifest.spec.kernel}", [])
+            for commit in commits:
+                path = str(store.path(commit.key))
+                problem = _stat_problem(run_id, commit, path)
+                if problem is not None:
+                    problems.append(problem)
+                listed.append(path)
+        if problems:
+            raise CommitError(problems)
+        return rows, files
 
     def run(self, sql: str, params: Sequence[Any] = (), dialect: str = "athena") -> pa.Table:
         """Run one statement; ``?`` placeholders take ``params`` in order."""
@@ -84,19 +143,34 @@ class LocalQueryEngine:
         finally:
             con.close()
 
-    def _points_view(self, con: duckdb.DuckDBPyConnection, table: Table, root: str) -> None:
-        base = self.root / root
-        pattern = "*/*/*.parquet"  # run_date=…/run_id=…/<object>
-        if not base.is_dir() or next(base.glob(pattern), None) is None:
+    def _points_view(
+        self, con: duckdb.DuckDBPyConnection, table: Table, files: Sequence[str]
+    ) -> None:
+        if not files:
             con.register(table.name, table.full_arrow_schema.empty_table())
             return
-        glob = str(base / pattern).replace("'", "''")
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         hive_types = ", ".join(f"'{c.name}': VARCHAR" for c in table.partitions)
         # union_by_name: a kernel's points columns can change between versions of the kernel.
         con.execute(
-            f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{glob}', "
+            f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet([{listed}], "
             f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
         )
+
+
+def _stat_problem(run_id: str, commit: PointsCommit, path: str) -> CommitProblem | None:
+    """A committed file missing or not of its committed size (the content is checked by
+    ``results`` and ``sweep verify``, which read it anyway)."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return CommitProblem(run_id, commit.shard, commit.key, "missing")
+    if commit.sums is not None and size != commit.sums.size:
+        return CommitProblem(
+            run_id, commit.shard, commit.key,
+            f"{size} bytes where its commit says {commit.sums.size} (truncated or replaced)",
+        )  # fmt: skip
+    return None
 
 
 def referenced_tables(sql: str) -> set[str] | None:
