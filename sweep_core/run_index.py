@@ -13,7 +13,7 @@ from sweep_core.contract import CancelRecord, RunManifest, RunSummary
 from sweep_core.convert import dumps, loads, structure
 from sweep_core.layout import RUN_ID_PATTERN, Layout
 from sweep_core.ports import Clock, ObjectStore
-from sweep_core.runs import RunStatus, read_manifest, run_status
+from sweep_core.runs import RunnerAlive, RunStatus, read_manifest, run_status
 
 LATEST = "latest"
 
@@ -181,6 +181,7 @@ def run_row(
     folder: RunFolder,
     manifest: RunManifest | None = None,
     status: RunStatus | None = None,
+    runner_alive: RunnerAlive | None = None,
 ) -> RunRow | None:
     """A run's row: from its recorded summary if it has settled, else from its status (a
     settled run's summary is recorded then, best effort: a reader without write access still
@@ -191,14 +192,14 @@ def run_row(
     manifest = manifest or read_manifest(store, layout, folder.run_id)
     if manifest is None:
         return None
-    status = status or run_status(store, layout, manifest)
+    status = status or run_status(store, layout, manifest, runner_alive)
     spec = manifest.spec
     if not status.settled:
+        state = "cancelled" if folder.cancelled else "lost" if status.stalled else "running"
         return RunRow(
             manifest.run_id, spec.label, spec.kernel, manifest.point_count,
             manifest.shard_count, status.succeeded, status.failed, status.missing,
-            status.cancelled, manifest.created_at, None,
-            "cancelled" if folder.cancelled else "running",
+            status.cancelled, manifest.created_at, None, state,
         )  # fmt: skip
     summary = RunSummary(
         run_id=manifest.run_id,
@@ -236,8 +237,10 @@ def list_runs(
     since: str | None = None,
     label: str | None = None,
     kernel: str | None = None,
+    runner_alive: RunnerAlive | None = None,
 ) -> list[RunRow]:
-    """The runs under ``layout``, newest first.
+    """The runs under ``layout``, newest first (a run nothing runs any more is ``lost``, when
+    ``runner_alive`` can tell).
 
     Parameters
     ----------
@@ -253,7 +256,7 @@ def list_runs(
     for run_id, folder in sorted(run_folders(store, layout).items(), reverse=True):
         if floor is not None and run_id < floor:
             continue  # run ids start with their creation time
-        row = run_row(store, layout, folder)
+        row = run_row(store, layout, folder, runner_alive=runner_alive)
         if row is None:
             continue
         if kernel is not None and row.kernel != kernel:

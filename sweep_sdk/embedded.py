@@ -118,7 +118,11 @@ class EmbeddedTarget:
     def runs(
         self, since: str | None = None, label: str | None = None, kernel: str | None = None
     ) -> list[RunRow]:
-        return list_runs(self.store, self.layout, since=since, label=label, kernel=kernel)
+        root = str(self.data_dir)
+        return list_runs(
+            self.store, self.layout, since=since, label=label, kernel=kernel,
+            runner_alive=lambda run_id: run_alive(root, run_id),
+        )  # fmt: skip
 
     def resolve(self, ref: str) -> str:
         return find_run_id(self.store, self.layout, ref)

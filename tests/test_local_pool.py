@@ -191,6 +191,8 @@ def test_a_killed_runner_leaves_lost_shards_and_wait_says_redrive_finishes_the_r
     assert "redrive" in capsys.readouterr().err
     assert cli_main(["status", accepted.run_id, "--data-dir", str(tmp_path)]) == 0
     assert "4 lost" in capsys.readouterr().out
+    [row] = target.runs()
+    assert (row.run_id, row.state, row.missing) == (accepted.run_id, "lost", 4)
 
     assert sorted(run.redrive()) == [0, 1, 2, 3]  # a new runner: nothing is lost any more
     status = run.wait(timeout=60, progress=False)
