@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -146,12 +146,12 @@ def shard_records(
     if compactions is None:
         compactions = read_compactions(store, layout, run_id)
     published = Published.of(compactions)
-    replaced, compacted = published.replaced, published.compacted
+    compacted = published.compacted
     entries: list[tuple[str, int, int | None]] = []
     for key in store.list(layout.outcomes_prefix(run_id)):
         fields = Layout.outcome_fields(key)
         if fields is not None:
-            if key not in replaced:
+            if not compactions or key not in published.replaced:
                 entries.append(fields)
         elif Layout.is_compacted(key):
             if key not in compacted:
@@ -271,7 +271,14 @@ class Compaction:
 
     key: str
     files: Mapping[str, FileSum | None]
-    replaced: frozenset[str]
+    retired: tuple[tuple[str, tuple[str, ...]], ...]
+    """Per partition (a prefix), the names of the objects the compacted files replace."""
+
+    def replaced(self) -> Iterator[str]:
+        """The keys of the objects the compacted files replace."""
+        for partition, names in self.retired:
+            for name in names:
+                yield partition + name
 
 
 @frozen
@@ -291,35 +298,39 @@ def read_compactions(
         try:
             body = json.loads(store.get(key))
             files: dict[str, FileSum | None] = {}
-            replaced: set[str] = set()
+            retired = []
             for part in body["partitions"]:
                 sums = part.get("checksums", {})
                 for name in part["files"]:
                     given = sums.get(name)
                     files[name] = None if given is None else FileSum(**given)
-                replaced.update(part["partition"] + name for name in part["replaced"])
+                retired.append((str(part["partition"]), tuple(part["replaced"])))
         except (ValueError, KeyError, TypeError) as exc:
             problem = CommitProblem(run_id, None, key, f"unreadable compaction record: {exc!r}")
             raise CommitError([problem]) from None
-        found.append(Compaction(key, files, frozenset(replaced)))
+        found.append(Compaction(key, files, tuple(retired)))
     return found
 
 
-@frozen
 class Published:
     """Which objects of a run count, given its compaction records."""
 
-    compacted: frozenset[str]
-    replaced: frozenset[str]
+    def __init__(self, compactions: Sequence[Compaction]) -> None:
+        self.compactions = tuple(compactions)
+        self.compacted = frozenset(key for c in self.compactions for key in c.files)
+        self._replaced: frozenset[str] | None = None
 
     @classmethod
     def of(cls, compactions: Iterable[Compaction]) -> Published:
-        compacted: set[str] = set()
-        replaced: set[str] = set()
-        for record in compactions:
-            compacted.update(record.files)
-            replaced.update(record.replaced)
-        return cls(frozenset(compacted), frozenset(replaced))
+        return cls(list(compactions))
+
+    @property
+    def replaced(self) -> frozenset[str]:
+        """The objects compactions retired; worked out on first use: once a compaction has
+        finished they are gone, and a reader that meets none of them never needs the set."""
+        if self._replaced is None:
+            self._replaced = frozenset(k for c in self.compactions for k in c.replaced())
+        return self._replaced
 
     def counts(self, key: str) -> bool:
         """A compacted file counts once a record names it; a shard object until one retires it."""

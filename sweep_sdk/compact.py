@@ -25,11 +25,11 @@ from sweep_core.runs import (
     CommitError,
     CommitProblem,
     PointsCommit,
+    SuccessCommit,
     committed_points,
     read_compactions,
     read_manifest,
     run_status,
-    success_commits,
 )
 from sweep_core.tables import OUTCOMES
 
@@ -169,31 +169,37 @@ def compact_run(
             "final record yet); compact it once every shard has finished"
         )
     compactions = read_compactions(store, layout, run_id)
-    successes = success_commits(store, layout, run_id, compactions)
-    commits = committed_points(layout, manifest, successes, compactions)
-    partitions = (
-        _Partition(
+    successes: list[SuccessCommit] = []
+    success = _Partition(layout.status_prefix(run_id, "success"), OUTCOMES.arrow_schema, ("shard",))
+    failure = _Partition(
+        layout.status_prefix(run_id, "failure"), OUTCOMES.arrow_schema, ("shard", "attempt")
+    )
+    written: list[str] = []
+    done: dict[str, tuple[PartitionReport, list[str]] | None] = {}
+    try:
+        # Successes first: the commits are read from the very rows being compacted (each
+        # success object is read once), and they say which points objects are copied.
+        done["success"] = _compact_partition(
+            store, run_id, success, row_group_rows, file_rows, written, successes.extend
+        )
+        commits = committed_points(layout, manifest, successes, compactions)
+        points = _Partition(
             layout.points_prefix(manifest.spec.kernel, run_id),
             points_schema(manifest.spec.kernel),
             ("point_index",),
             {c.key: c for c in commits if c.shard is not None},
-        ),
-        _Partition(layout.status_prefix(run_id, "success"), OUTCOMES.arrow_schema, ("shard",)),
-        _Partition(
-            layout.status_prefix(run_id, "failure"), OUTCOMES.arrow_schema, ("shard", "attempt")
-        ),
-    )
-    written: list[str] = []
-    reports: list[tuple[PartitionReport, list[str]]] = []
-    try:
-        for part in partitions:
-            done = _compact_partition(store, run_id, part, row_group_rows, file_rows, written)
-            if done is not None:
-                reports.append(done)
+        )
+        done["points"] = _compact_partition(
+            store, run_id, points, row_group_rows, file_rows, written
+        )
+        done["failure"] = _compact_partition(
+            store, run_id, failure, row_group_rows, file_rows, written
+        )
     except BaseException:
         for key in written:
             store.delete(key)
         raise
+    reports = [r for r in (done["points"], done["success"], done["failure"]) if r is not None]
     if not reports:
         return CompactionReport(run_id, (), None, recovered)
     record = _write_record(store, layout, run_id, reports)
@@ -210,6 +216,7 @@ def _compact_partition(
     row_group_rows: int,
     file_rows: int,
     written: list[str],
+    commits_seen: Callable[[list[SuccessCommit]], object] | None = None,
 ) -> tuple[PartitionReport, list[str]] | None:
     keys = list(store.list(part.prefix))
     shards = sorted(k for k in keys if _is_shard_object(k, part.prefix))
@@ -241,6 +248,9 @@ def _compact_partition(
         bytes_before += len(body)
         if not table.schema.equals(part.schema):
             raise CompactionError(f"{key} does not have the table's columns and types")
+        if commits_seen is not None:
+            columns = [table[name].to_pylist() for name in _COMMIT_COLUMNS]
+            commits_seen(list(zip(*columns, strict=True)))
         before.add(table, key)
         writer.add(table)
     files = writer.close()
@@ -266,6 +276,9 @@ def _compact_partition(
         tuple(sums),
     )  # fmt: skip
     return report, shards + orphans
+
+
+_COMMIT_COLUMNS = ("shard", "points_object", "points_rows", "points_bytes", "points_sha256")
 
 
 def _fetch(store: ObjectStore, key: str) -> tuple[str, bytes, pa.Table]:

@@ -104,7 +104,7 @@ class LocalQueryEngine:
         # Rows need sorting out only where a compaction wrote or retired something: a
         # compacted file counts once a record names it, a shard object until one retires it.
         unnamed = pc.any(pc.match_substring(rows["_key"], f"/{COMPACTED_STEM}")).as_py()
-        if unnamed or any(p.replaced for p in published.values()):
+        if unnamed or any(p.compactions for p in published.values()):
             keys, runs = rows["_key"].to_pylist(), rows["run_id"].to_pylist()
             mask = [published[r].counts(k) for r, k in zip(runs, keys, strict=True)]
             rows = rows.filter(pa.array(mask, pa.bool_()))
