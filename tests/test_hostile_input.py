@@ -228,6 +228,18 @@ def test_a_corrupt_manifest_is_reported_naming_it(
     with pytest.raises(CommitError, match="corrupt"):
         open_run(run.run_id, data_dir=data)
 
+    from runtime.handlers.api import handle_request
+    from sweep_sdk.embedded import EmbeddedTarget
+
+    target = EmbeddedTarget.from_env(data)
+    event = {"httpMethod": "GET", "resource": "/runs/{run_id}", "path": f"/runs/{run.run_id}",
+             "pathParameters": {"run_id": run.run_id}}  # fmt: skip
+    answer = handle_request(event, target.parent_deps)
+    assert answer["statusCode"] == 500
+    error = json.loads(answer["body"])["error"]
+    assert error["code"] == "DAMAGED_RUN_RECORD"
+    assert key in error["message"]
+
 
 def _read_only(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A data folder nobody may write to. Root writes through file modes, so as root the

@@ -16,7 +16,7 @@ from sweep_core.layout import run_date_of
 from sweep_core.openapi import RedriveAccepted, RedriveOptions
 from sweep_core.ports import NotFound
 from sweep_core.run_index import RunCancelled, cancel_run
-from sweep_core.runs import read_manifest, run_status
+from sweep_core.runs import CommitError, read_manifest, run_status
 
 ROUTES: Mapping[str, str] = {
     "/runs": "POST",
@@ -52,6 +52,9 @@ def handle_request(
     """
     try:
         return _route(event, deps)
+    except CommitError as exc:
+        # The run's own records are damaged: say which (a key, no internals), not "internal".
+        return error_reply(500, "DAMAGED_RUN_RECORD", str(exc))
     except Exception:
         # the client gets no internals, the log gets everything
         request_id = request_id or (event.get("requestContext") or {}).get("requestId", "")
