@@ -185,6 +185,8 @@ class ShardOutcome:
     points_rows: int | None = None
     points_bytes: int | None = None
     points_sha256: str | None = None
+    kernel_version: str | None = None
+    """The ``KernelSpec.version`` that ran the attempt; None when no kernel was loaded."""
 
 
 @frozen
@@ -199,6 +201,8 @@ class RunManifest:
     spec: SweepRequest
     worker_version: str
     schema_version: str = _version()
+    kernel_version: str = "0"
+    """The ``KernelSpec.version`` the run was accepted for (a redrive refuses another)."""
 
 
 @frozen

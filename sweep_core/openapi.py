@@ -43,9 +43,12 @@ class RunStatusBody:
 
 @frozen
 class RedriveOptions:
-    """The optional body of a redrive: ``force`` redrives a cancelled run."""
+    """The optional body of a redrive: ``force`` redrives a cancelled run;
+    ``allow_kernel_change`` redrives a run whose kernel is now registered at another version
+    (each outcome record names the version that made it)."""
 
     force: bool = False
+    allow_kernel_change: bool = False
 
 
 @frozen
@@ -311,7 +314,11 @@ def openapi_document(
                         "400": _json_response("The options are invalid.", "ErrorResponse"),
                         "404": _json_response("There is no such run.", "ErrorResponse"),
                         "409": _json_response(
-                            "The run was cancelled and force is not given.", "ErrorResponse"
+                            "The run was cancelled and force is not given (RUN_CANCELLED), or "
+                            "its kernel is registered at another version and "
+                            "allow_kernel_change is not given (KERNEL_CHANGED), or not at all "
+                            "(KERNEL_UNAVAILABLE); nothing was dispatched.",
+                            "ErrorResponse",
                         ),
                     },
                     parameters=[copy.deepcopy(run_id)],

@@ -52,6 +52,7 @@ def _outcome_batch(outcomes: Sequence[ShardOutcome]) -> pa.RecordBatch:
         "points_rows": [o.points_rows for o in outcomes],
         "points_bytes": [o.points_bytes for o in outcomes],
         "points_sha256": [o.points_sha256 for o in outcomes],
+        "kernel_version": [o.kernel_version for o in outcomes],
     }
     schema = OUTCOMES.arrow_schema
     arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
@@ -80,6 +81,7 @@ def read_outcome(body: bytes, run_id: str, status: ShardStatus) -> ShardOutcome:
         points_rows=row.get("points_rows"),
         points_bytes=row.get("points_bytes"),
         points_sha256=row.get("points_sha256"),
+        kernel_version=row.get("kernel_version"),  # absent from older records
     )
 
 

@@ -5,6 +5,7 @@ Never edit a schema by hand: change the attrs class and its field metadata inste
 
 from __future__ import annotations
 
+import copy
 import functools
 import types
 import typing
@@ -13,6 +14,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import attrs
 
 from sweep_core.contract import SweepRequest
+from sweep_core.kernel_spec import KernelSpec, ParamSpec
 
 DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -35,6 +37,44 @@ def json_schema(cls: type) -> dict[str, Any]:
 def request_json_schema() -> dict[str, Any]:
     """The JSON Schema every gateway and the SDK validate a sweep request against."""
     return json_schema(SweepRequest)
+
+
+def kernel_request_json_schema(kernel: KernelSpec) -> dict[str, Any]:
+    """The request schema narrowed to one kernel: its name, and each of its parameters typed
+    (kind, bounds or choices, default, doc) under ``params`` and ``axes``. Bounds on swept
+    values and cross-field rules are still the validator's."""
+    schema = copy.deepcopy(request_json_schema())
+    schema["title"] = f"SweepRequest for {kernel.name}"
+    properties = schema["properties"]
+    properties["kernel"] = {"type": "string", "enum": [kernel.name], "description": kernel.doc}
+    properties["params"] = {
+        "type": "object",
+        "description": "fixed values of parameters that are not swept",
+        "properties": {p.name: _param_schema(p) for p in kernel.params},
+        "additionalProperties": False,
+    }
+    axis = properties["axes"].pop("patternProperties")
+    (axis_schema,) = axis.values()
+    properties["axes"]["properties"] = {
+        p.name: {**axis_schema, "description": f"how {p.name} is swept: {p.doc}"}
+        for p in kernel.params
+    }
+    return schema
+
+
+def _param_schema(param: ParamSpec) -> dict[str, Any]:
+    schema: dict[str, Any] = {"description": param.doc}
+    if param.kind == "choice":
+        schema.update(type="string", enum=list(param.choices))
+    else:
+        schema["type"] = "integer" if param.kind == "int" else "number"
+        if param.low is not None:
+            schema["minimum"] = param.low
+        if param.high is not None:
+            schema["maximum"] = param.high
+    if param.default is not None:
+        schema["default"] = param.default
+    return schema
 
 
 def _object_schema(cls: type) -> dict[str, Any]:

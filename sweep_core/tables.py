@@ -2,7 +2,7 @@
 
 One declaration per table gives both the pyarrow schema the workers write and the column types
 the Glue tables declare, so the two cannot drift. Types are ones Athena reads: signed integers,
-doubles, strings and millisecond UTC timestamps; partition columns live in the path only.
+doubles, booleans, strings and millisecond UTC timestamps; partition columns live in the path only.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 # pyarrow is imported where a schema is built: submitting a run (the CLI, the parent) declares
 # tables without building one, and would pay a sixth of a second to import it.
 
-ColumnType = Literal["int32", "int64", "double", "string", "timestamp"]
+ColumnType = Literal["int32", "int64", "double", "boolean", "string", "timestamp"]
 
 _ARROW: dict[ColumnType, tuple[str, tuple[str, ...]]] = {
     "int32": ("int32", ()),
     "int64": ("int64", ()),
     "double": ("float64", ()),
+    "boolean": ("bool_", ()),
     "string": ("string", ()),
     "timestamp": ("timestamp", ("ms", "UTC")),
 }
@@ -34,6 +35,7 @@ _ATHENA: dict[ColumnType, str] = {
     "int32": "int",
     "int64": "bigint",
     "double": "double",
+    "boolean": "boolean",
     "string": "string",
     "timestamp": "timestamp",
 }
@@ -110,11 +112,21 @@ OUTCOMES = Table(
         Column("points_rows", "int64", "rows of the committed points object"),
         Column("points_bytes", "int64", "size of the committed points object"),
         Column("points_sha256", "string", "SHA-256 of the committed points object"),
+        Column(
+            "kernel_version",
+            "string",
+            "version of the kernel that ran the attempt, null when no kernel was loaded",
+        ),
     ),
     partitions=(*_RUN_PARTITIONS, Column("status", "string", "success or failure")),
 )
 
-_METRIC_TYPES: dict[str, ColumnType] = {"float64": "double", "int64": "int64"}
+_METRIC_TYPES: dict[str, ColumnType] = {
+    "float64": "double",
+    "int64": "int64",
+    "bool": "boolean",
+    "string": "string",
+}
 _PARAM_TYPES: dict[str, ColumnType] = {"float": "double", "int": "int64", "choice": "string"}
 
 

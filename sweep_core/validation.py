@@ -11,7 +11,7 @@ import functools
 import itertools
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
@@ -104,7 +104,12 @@ def validate_request(
     if problems:
         raise ContractError(problems)
     request = converter.structure(raw, SweepRequest)
-    problems = semantic_problems(request, _default_catalog() if catalog is None else catalog)
+    if catalog is None:
+        from sweep_core.kernels import KERNELS
+
+        problems = semantic_problems(request, _default_catalog(), KERNELS.describe_unknown)
+    else:
+        problems = semantic_problems(request, catalog)
     if problems:
         raise ContractError(_bounded(problems))
     points = point_count(request)
@@ -267,13 +272,22 @@ def _non_finite(value: Any, parts: list[str | int]) -> Iterator[Problem]:
 # --- pass 3: what the schema cannot say --------------------------------------------------
 
 
-def semantic_problems(request: SweepRequest, catalog: KernelCatalog) -> list[Problem]:
+def semantic_problems(
+    request: SweepRequest,
+    catalog: KernelCatalog,
+    explain_unknown: Callable[[str], str] | None = None,
+) -> list[Problem]:
     """Problems with the kernel, its parameters and the sampling method (the first
-    ``_EXPLAINED`` and one more at most: a long axis can be wrong in every value)."""
+    ``_EXPLAINED`` and one more at most: a long axis can be wrong in every value).
+    ``explain_unknown`` says why a kernel the catalog lacks is missing (the registry knows a
+    broken plugin)."""
     kernel = catalog.get(request.kernel)
     if kernel is None:
         known = ", ".join(sorted(catalog)) or "none"
-        return [Problem("$.kernel", f"unknown kernel {request.kernel!r}; known kernels: {known}")]
+        message = f"unknown kernel {request.kernel!r}; known kernels: {known}"
+        if explain_unknown is not None:
+            message = explain_unknown(request.kernel)
+        return [Problem("$.kernel", message)]
     found = itertools.chain(_sampling_problems(request), _parameter_problems(request, kernel))
     return list(itertools.islice(found, _EXPLAINED + 1))
 

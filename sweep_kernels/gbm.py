@@ -8,9 +8,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from sweep_core.kernel_spec import KernelSpec, MetricSpec, ParamSpec
-from sweep_core.kernels import Arrays, Kernel, KernelError
-from sweep_core.rng import PointStreams
+from sweep_core.kernels import (
+    Arrays,
+    Kernel,
+    KernelError,
+    KernelSpec,
+    MetricSpec,
+    ParamSpec,
+    PointStreams,
+)
 
 SPEC = KernelSpec(
     name="gbm_european_option",

@@ -17,6 +17,7 @@ from sweep_core.named_queries import QUERY_NAMES, QueryError
 
 if TYPE_CHECKING:
     from runtime.local.runner import StartedRunner
+    from sweep_core.kernels import Kernel, Registered
     from sweep_core.runs import RunStatus
     from sweep_sdk.client import Run, Target
 
@@ -108,7 +109,29 @@ def _parser() -> argparse.ArgumentParser:
         )  # fmt: skip
 
     schema = command("schema", "print the JSON Schema of a sweep request")
+    schema.add_argument(
+        "--kernel", help="with this kernel's parameters typed (default: any kernel, untyped)"
+    )
     schema.set_defaults(handler=_schema)
+
+    kernels = command(
+        "kernels",
+        "list the registered kernels (entry points and $SWEEP_KERNELS); "
+        "`kernels check NAME` tests one before a big sweep",
+    )
+    kernels.add_argument("--json", action="store_true", help="print one JSON object")
+    kernels.set_defaults(handler=_kernels)
+    kernel_commands = kernels.add_subparsers(metavar="check", required=False)
+    check = kernel_commands.add_parser(
+        "check",
+        help="evaluate sample points alone and in several batchings; fail unless identical, "
+        "of the declared dtypes and shapes, and finite",
+        formatter_class=_HelpFormatter,
+    )
+    check.add_argument("name", help="the kernel")
+    check.add_argument("--points", type=int, default=64, help="sample points")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(handler=_check_kernel)
 
     plan = command("plan", "validate a spec and show its axes and shards; runs nothing")
     plan.add_argument("spec", type=Path, help="sweep request JSON file")
@@ -186,6 +209,11 @@ def _parser() -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="also re-run the shards whose committed points `sweep verify` finds damaged",
+    )
+    redrive.add_argument(
+        "--allow-kernel-change",
+        action="store_true",
+        help="redrive even if the kernel's version changed since the run was submitted",
     )
     redrive.set_defaults(handler=_redrive)
 
@@ -322,10 +350,84 @@ def _workers(text: str) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from sweep_core.schema import request_json_schema
+    from sweep_core.schema import kernel_request_json_schema, request_json_schema
 
-    print(json.dumps(request_json_schema(), indent=2))
+    if args.kernel is None:
+        print(json.dumps(request_json_schema(), indent=2))
+        return 0
+    print(json.dumps(kernel_request_json_schema(_kernel(args.kernel).spec), indent=2))
     return 0
+
+
+def _kernel(name: str) -> Kernel:
+    from sweep_core.kernels import KERNELS
+
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise UserError(KERNELS.describe_unknown(name)) from None
+
+
+def _kernels(args: argparse.Namespace) -> int:
+    """Every registered kernel; exit 1 when a source is broken (the others are still listed)."""
+    from sweep_core.kernels import KERNELS
+
+    described = [_describe_kernel(KERNELS.registered(name)) for name in KERNELS]
+    problems = [str(p) for p in KERNELS.problems]
+    if args.json:
+        print(json.dumps({"kernels": described, "problems": problems}, indent=2))
+    else:
+        for kernel in described:
+            print(f"{kernel['name']} (version {kernel['version']}, {kernel['source']})")
+            print(f"  {kernel['doc']}")
+            for p in kernel["params"]:
+                default = "" if p["default"] is None else f", default {p['default']!r}"
+                print(f"  param  {p['name']}: {p['kind']} {p['bounds']}{default} - {p['doc']}")
+            for m in kernel["metrics"]:
+                print(f"  metric {m['name']}: {m['kind']} - {m['doc']}")
+        if not described:
+            print("no kernels are registered")
+        for problem in problems:
+            print(f"sweep: broken kernel source: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _describe_kernel(registered: Registered) -> dict[str, Any]:
+    spec = registered.kernel.spec
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "source": str(registered.source),
+        "doc": spec.doc,
+        "params": [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "low": p.low,
+                "high": p.high,
+                "choices": list(p.choices),
+                "bounds": p.bounds_text(),
+                "default": p.default,
+                "doc": p.doc,
+            }
+            for p in spec.params
+        ],
+        "metrics": [{"name": m.name, "kind": m.kind, "doc": m.doc} for m in spec.metrics],
+    }
+
+
+def _check_kernel(args: argparse.Namespace) -> int:
+    from sweep_sdk.kernel_check import check_kernel, describe
+
+    if args.points < 2:
+        raise UserError(f"--points must be at least 2, not {args.points}")
+    report = check_kernel(_kernel(args.name), points=args.points)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for line in describe(report):
+            print(line)
+    return 0 if report.passed else 1
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -450,7 +552,9 @@ def _redrive(args: argparse.Namespace) -> int:
 
     run = _open(args)
     try:
-        shards = run.redrive(force=args.force, repair=args.repair)
+        shards = run.redrive(
+            force=args.force, repair=args.repair, allow_kernel_change=args.allow_kernel_change
+        )
     except RunCancelled as exc:
         raise UserError(str(exc)) from None
     if not args.json:

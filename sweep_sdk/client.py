@@ -46,7 +46,9 @@ class Target(Protocol):
 
     def status(self, manifest: RunManifest) -> RunStatus: ...
 
-    def redrive(self, run_id: str, force: bool = False) -> list[int]: ...
+    def redrive(
+        self, run_id: str, force: bool = False, allow_kernel_change: bool = False
+    ) -> list[int]: ...
 
     def cancel(self, run_id: str) -> CancelRecord: ...
 
@@ -172,15 +174,21 @@ class Run:
         """Run one of the shipped queries (``sweep_sdk.query.local.QUERY_NAMES``) for this run."""
         return self.query(named_query(name))
 
-    def redrive(self, force: bool = False, repair: bool = False) -> list[int]:
+    def redrive(
+        self, force: bool = False, repair: bool = False, allow_kernel_change: bool = False
+    ) -> list[int]:
         """Dispatch again every shard without a success, under the same run id (a cancelled
         run only with ``force``); with ``repair``, first also the shards whose committed
-        points ``verify`` finds damaged (raises ``RepairError`` where that cannot be done)."""
+        points ``verify`` finds damaged (raises ``RepairError`` where that cannot be done).
+
+        Refused (``SubmitError``, code ``KERNEL_CHANGED``) when the run's kernel is registered
+        at another version than the run was made with, unless ``allow_kernel_change``: each
+        outcome record names the version that made it."""
         if repair:
             problems = self.verify()
             if problems:
                 return self.target.repair(self.manifest, problems)
-        return self.target.redrive(self.run_id, force)
+        return self.target.redrive(self.run_id, force, allow_kernel_change)
 
     def verify(self) -> list[CommitProblem]:
         """Check every committed points object against its commit (there, size, SHA-256,

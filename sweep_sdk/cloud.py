@@ -135,8 +135,10 @@ class RemoteTarget:
     def status(self, manifest: RunManifest) -> RunStatus:
         return run_status(self.store, self.layout, manifest)
 
-    def redrive(self, run_id: str, force: bool = False) -> list[int]:
-        return self.api.redrive(run_id, force)
+    def redrive(
+        self, run_id: str, force: bool = False, allow_kernel_change: bool = False
+    ) -> list[int]:
+        return self.api.redrive(run_id, force, allow_kernel_change)
 
     def cancel(self, run_id: str) -> CancelRecord:
         return self.api.cancel(run_id)

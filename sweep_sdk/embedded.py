@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 
 from runtime.adapters.local_store import LocalStore, random_token
-from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
+from runtime.handlers.parent import Fanout, KernelChanged, ParentDeps, redrive_run, submit_run
 from runtime.local.liveness import run_alive
 from runtime.local.pool import DetachedLocalInvoker, LocalInvoker, WorkerPool
 from runtime.local.runner import EmbeddedSettings, StartedRunner, data_dir_from_env
-from sweep_core.contract import AcceptedRun, CancelRecord, ErrorResponse, RunManifest
+from sweep_core.contract import AcceptedRun, CancelRecord, ErrorBody, ErrorResponse, RunManifest
 from sweep_core.convert import ContractError
 from sweep_core.kernels import catalog, points_schema
 from sweep_core.layout import Layout
@@ -109,8 +109,14 @@ class EmbeddedTarget:
         root = str(self.data_dir)
         return run_status(self.store, self.layout, manifest, lambda run_id: run_alive(root, run_id))
 
-    def redrive(self, run_id: str, force: bool = False) -> list[int]:
-        return redrive_run(run_id, self.parent_deps(), force)
+    def redrive(
+        self, run_id: str, force: bool = False, allow_kernel_change: bool = False
+    ) -> list[int]:
+        try:
+            return redrive_run(run_id, self.parent_deps(), force, allow_kernel_change)
+        except KernelChanged as exc:
+            error = ErrorResponse(ErrorBody(exc.code, exc.message))
+            raise SubmitError(409, error) from None
 
     def cancel(self, run_id: str) -> CancelRecord:
         return cancel_run(self.store, self.layout, run_id, utc_now)

@@ -305,11 +305,16 @@ class RemoteApi:
         ``failed``, ``missing``, ``failed_attempts`` (``LookupError`` if there is no run)."""
         return parse_status(self.call("GET", f"/runs/{quote(run_id, safe='')}"), run_id)
 
-    def redrive(self, run_id: str, force: bool = False) -> list[int]:
+    def redrive(
+        self, run_id: str, force: bool = False, allow_kernel_change: bool = False
+    ) -> list[int]:
         """Dispatch again every shard without a success; returns their numbers. A cancelled
-        run is redriven only with ``force`` (a 409 otherwise)."""
+        run is redriven only with ``force``, and a run whose kernel is registered at another
+        version than it was made with only with ``allow_kernel_change`` (a 409 otherwise)."""
         path = f"/runs/{quote(run_id, safe='')}/redrive"
-        body = encode_json({"force": True}) if force else b""
+        options = {"force": force, "allow_kernel_change": allow_kernel_change}
+        wanted = {name: True for name, value in options.items() if value}
+        body = encode_json(wanted) if wanted else b""
         return parse_redrive(self.call("POST", path, body), run_id)
 
     def cancel(self, run_id: str) -> CancelRecord:

@@ -25,6 +25,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from infra.packaging.builder import (
@@ -156,6 +158,7 @@ def test_the_code_zip_depends_on_content_only(tmp_path: Path) -> None:
             copy.write_bytes(path.read_bytes())
             copy.chmod(0o600 if n else 0o775)
             os.utime(copy, (1_000_000_000 * (n + 1),) * 2)
+        (root / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())
         roots.append(root)
     moved = {name: roots[0] / path.relative_to(REPO) for name, path in closure.modules.items()}
     other = {name: roots[1] / path.relative_to(REPO) for name, path in closure.modules.items()}
@@ -176,6 +179,14 @@ def test_the_code_zip_depends_on_content_only(tmp_path: Path) -> None:
     assert "runtime/lambda_entry.py" in names
     assert "sweep_core/" in names
     assert "sweep_kernels/gbm.py" in names
+    with zipfile.ZipFile(first.file) as archive:
+        entry_points = archive.read("sweep-0.1.0.dist-info/entry_points.txt").decode()
+    # how the registry finds the built-in kernels inside Lambda
+    assert entry_points.splitlines() == [
+        "[sweep.kernels]",
+        "gbm_european_option = sweep_kernels.gbm:KERNEL",
+        "sir_epidemic = sweep_kernels.sir:KERNEL",
+    ]
     assert all(info.date_time == EPOCH for info in infos)
     modes = {info.filename: info.external_attr >> 16 for info in infos}
     assert {mode for name, mode in modes.items() if name.endswith("/")} == {0o40755}
@@ -394,6 +405,7 @@ def _checkout(tmp_path: Path) -> Path:
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_bytes(path.read_bytes())
     shutil.copy(REPO / "requirements-lambda.txt", root)
+    shutil.copy(REPO / "pyproject.toml", root)  # the entry points the code zip carries
     return root
 
 
@@ -413,9 +425,27 @@ def test_the_build_is_known_by_every_input(tmp_path: Path) -> None:
     assert input_digest(TARGET, root, requirements) not in (first, changed_source)
     (root / "runtime" / "unrelated_notes.txt").write_text("not code")
     assert input_digest(TARGET, root, requirements) not in (first, changed_source)
+    # a kernel registered or renamed changes the code zip's entry points
+    before = input_digest(TARGET, root, requirements)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("sir_epidemic =", "sir_model ="))
+    assert input_digest(TARGET, root, requirements) != before
+    # the kernel packages are inputs too, down to each file
+    package = root / "my_kernels"
+    (package / "src").mkdir(parents=True)
+    (package / "pyproject.toml").write_text("[project]\nname = 'my-kernels'\n")
+    (package / "src" / "model.py").write_text("KERNEL = None\n")
+    with_package = input_digest(TARGET, root, requirements, ("my_kernels",))
+    assert with_package != input_digest(TARGET, root, requirements)
+    (package / "src" / "model.py").write_text("KERNEL = None  # v2\n")
+    assert input_digest(TARGET, root, requirements, ("my_kernels",)) != with_package
 
 
 # --- the real build (downloads wheels once) ---------------------------------------------------
+
+
+KERNEL_PACKAGES = ("examples/kernels",)
+"""The example kernel package, deployed as a stack deploys it (``sweep:kernelPackages``)."""
 
 
 @pytest.fixture(scope="module")
@@ -423,7 +453,7 @@ def built() -> BuildResult:
     """The real build for this machine's instruction set, in the checkout's build folder (so
     its wheels and zips are reused from run to run), rebuilt from scratch each session."""
     t0 = time.perf_counter()
-    result = build(TARGET, python=python_312())
+    result = build(TARGET, python=python_312(), kernel_packages=KERNEL_PACKAGES)
     print(report(result))
     print(f"build: {time.perf_counter() - t0:.1f} s")
     return result
@@ -475,7 +505,7 @@ def test_an_unchanged_checkout_reuses_its_build_and_a_damaged_one_is_rebuilt(
 ) -> None:
     lines: list[str] = []
     t0 = time.perf_counter()
-    again = ensure_built(TARGET, log=lines.append)
+    again = ensure_built(TARGET, log=lines.append, kernel_packages=KERNEL_PACKAGES)
     reuse_s = time.perf_counter() - t0
 
     assert {n: a.sha256 for n, a in again.items()} == {
@@ -500,7 +530,7 @@ def test_building_twice_gives_byte_identical_zips(
     built: BuildResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     t0 = time.perf_counter()
-    again = build(built.target, out=tmp_path, python=python_312())
+    again = build(built.target, out=tmp_path, python=python_312(), kernel_packages=KERNEL_PACKAGES)
 
     assert again.code.sha256 == built.code.sha256
     for name, layer in built.layers.items():
@@ -587,6 +617,22 @@ for name, parts in requests.items():
     report["runs"][name] = {"run_id": run_id, "workers": worked, "duplicate": duplicate,
                             "status": json.loads(status["body"])}
 
+# The kernel package of the kernels layer, found through its entry point, as any kernel.
+oscillator = {"schema_version": "1.0", "kernel": "damped_oscillator",
+              "params": {"omega": 2.0, "noise": 0.1, "steps": 200},
+              "axes": {"zeta": {"linspace": {"start": 0.0, "stop": 2.0, "num": 6}}},
+              "sampling": {"method": "grid"}, "sharding": {"shard_count": 2}, "seed": 5}
+response = entry.parent(dict(post, body=json.dumps(oscillator)), context)
+assert response["statusCode"] == 202, response
+run_id = json.loads(response["body"])["run_id"]
+tasks = [event for event in invoker.events if event["run_id"] == run_id]
+report["kernel_package"] = {"run_id": run_id,
+                            "workers": [entry.worker(t, context)["status"] for t in tasks]}
+unknown = entry.parent(dict(post, body=json.dumps({**oscillator, "kernel": "no_such_model"})),
+                       context)
+report["unknown"] = {"status": unknown["statusCode"],
+                     "problems": json.loads(unknown["body"])["error"]["problems"]}
+
 # A worker killed mid-shard: Lambda's on-failure record goes to the failure recorder.
 crash = json.load(open(events + "/lambda_on_failure_killed.json"))
 fresh = entry.parent(dict(post, body=json.dumps(
@@ -645,6 +691,19 @@ def test_the_artifacts_run_every_handler_in_a_clean_python_312(
         assert run["status"]["failed"] == 0
         for shard in (0, 1):
             assert (data / Layout("results").success_key(run["run_id"], shard)).is_file()
+    assert report["kernel_package"]["workers"] == ["success", "success"]
+    table = pq.read_table(data / "results" / "points" / "damped_oscillator")
+    assert table.num_rows == 6
+    assert table.schema.field("regime").type == pa.string()
+    assert table.schema.field("settled").type == pa.bool_()
+    assert report["unknown"] == {
+        "status": 400,
+        "problems": [{
+            "path": "$.kernel",
+            "message": "unknown kernel 'no_such_model'; known kernels: damped_oscillator, "
+            "gbm_european_option, sir_epidemic",
+        }],
+    }  # fmt: skip
     assert report["recorder"]["status"] == "failure"
     assert report["recorder"]["code"] == "WORKER_DIED"
     assert report["outside"] == [], "imported something that is not in the artifacts"

@@ -10,21 +10,25 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from attrs import frozen
 
+from infra.packaging import kernels
 from infra.packaging.bytecode import compile_tree, find_python
 from infra.packaging.closure import HANDLERS, CodeClosure, code_closure, code_files
 from infra.packaging.errors import BuildError
+from infra.packaging.kernels import package_files, project_dist_info
 from infra.packaging.pins import Pin, normalise, read_pins
 from infra.packaging.target import Target
-from infra.packaging.trim import MOVED, PackageSize, stage_layer, top_level_names
-from infra.packaging.wheels import fetch_wheels, wheel_cache
+from infra.packaging.trim import MOVED, PackageSize, stage_layer, top_level_names, trim_reason
+from infra.packaging.wheels import fetch_wheels, wheel_cache, wheel_paths
 from infra.packaging.zips import sha256_file, unzipped_size, write_zip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +61,7 @@ SLOTS = {
     "code": Slot("code", "sweep:codeZip", "sweep:codeArtifactKey"),
     "deps": Slot("layer", "sweep:layerZip", "sweep:layerArtifactKey"),
     "scipy": Slot("layer-scipy", "sweep:scipyLayerZip", "sweep:scipyLayerArtifactKey"),
+    "kernels": Slot("layer-kernels", "sweep:kernelsLayerZip", "sweep:kernelsLayerArtifactKey"),
 }
 """Every artifact by name: the code, then each layer of ``requirements-lambda.txt``. Another
 layer is one more entry here, a ``# layer:`` group, and the functions that attach it."""
@@ -153,9 +158,12 @@ def output_dir(target: Target, build_dir: Path) -> Path:
 # --- inputs and the cache --------------------------------------------------------------------
 
 
-def input_digest(target: Target, repo: Path, requirements: Path) -> str:
-    """A digest of everything a build reads: the target, the pins, the code zip's files and the
-    builder's own source. Equal digests build equal artifacts."""
+def input_digest(
+    target: Target, repo: Path, requirements: Path, kernel_packages: Sequence[str] = ()
+) -> str:
+    """A digest of everything a build reads: the target, the pins, the code zip's files, the
+    project's entry points, the kernel packages and the builder's own source. Equal digests
+    build equal artifacts."""
     digest = hashlib.sha256()
 
     def add(label: str, data: bytes) -> None:
@@ -166,6 +174,11 @@ def input_digest(target: Target, repo: Path, requirements: Path) -> str:
     add("requirements", requirements.read_bytes())
     for path in code_files(code_closure(repo), repo):
         add(f"code:{path.relative_to(repo).as_posix()}", path.read_bytes())
+    for name, data in sorted(project_dist_info(repo).items()):
+        add(f"dist-info:{name}", data)
+    add("kernel packages", "\0".join(kernel_packages).encode())
+    for path in package_files(kernel_packages, repo):
+        add(f"kernel package:{path.as_posix()}", path.read_bytes())
     builder = Path(__file__).parent
     for path in sorted(builder.glob("*.py")):
         add(f"builder:{path.name}", path.read_bytes())
@@ -204,6 +217,7 @@ def ensure_built(
     repo: Path = REPO,
     build_dir: Path | None = None,
     log: Any = None,
+    kernel_packages: Sequence[str] = (),
 ) -> dict[str, Artifact]:
     """The code zip and every layer for ``target``: the cached build when its inputs are
     unchanged, a new build otherwise. ``log`` (a callable taking a line) hears which.
@@ -216,14 +230,20 @@ def ensure_built(
     build_dir = build_dir or repo / "build"
     requirements = repo / REQUIREMENTS_NAME
     out = output_dir(target, build_dir)
-    inputs = input_digest(target, repo, requirements)
+    inputs = input_digest(target, repo, requirements, kernel_packages)
     found = cached(target, out, inputs)
     say = log or (lambda line: print(line, file=sys.stderr))
     if found is not None:
         say(f"Lambda artifacts for {target.name} are up to date ({inputs[:12]})")
         return found
     say(f"building the Lambda artifacts for {target.name} (inputs {inputs[:12]}) ...")
-    result = build(target, repo=repo, requirements=requirements, build_dir=build_dir)
+    result = build(
+        target,
+        repo=repo,
+        requirements=requirements,
+        build_dir=build_dir,
+        kernel_packages=kernel_packages,
+    )
     say(report(result))
     return result.artifacts()
 
@@ -240,6 +260,11 @@ def build_code(closure: CodeClosure, root: Path, out: Path, python: Path | None 
             name = path.relative_to(root).as_posix()
             (Path(staging) / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, Path(staging) / name)
+            files[name] = 0o644
+        # The project's entry points: how the registry finds the built-in kernels in Lambda
+        for name, data in project_dist_info(root).items():
+            (Path(staging) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(staging) / name).write_bytes(data)
             files[name] = 0o644
         if python is not None:
             files = compile_tree(python, Path(staging), files, UNPACKED_AT["code"])
@@ -264,6 +289,7 @@ def build(
     out: Path | None = None,
     layers: Sequence[str] | None = None,
     python: Path | None = None,
+    kernel_packages: Sequence[str] = (),
 ) -> BuildResult:
     """Build the code zip and the layers of ``requirements`` for ``target``.
 
@@ -271,6 +297,9 @@ def build(
     ----------
     layers
         Only these layers (all by default); a deploy always builds all of them.
+    kernel_packages
+        Project folders or wheels of kernel packages (``sweep:kernelPackages``), built into the
+        ``kernels`` layer with their ``.dist-info`` and what they need beyond the other layers.
     python
         The interpreter that byte-compiles (default: ``find_python(target)``).
 
@@ -285,7 +314,7 @@ def build(
     build_dir = build_dir or repo / "build"
     out = out or output_dir(target, build_dir)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = input_digest(target, repo, requirements)
+    inputs = input_digest(target, repo, requirements, kernel_packages)
     pins = read_pins(requirements)
     wanted = sorted({p.layer for p in pins}) if layers is None else sorted(layers)
     unknown = set(wanted) - {p.layer for p in pins}
@@ -313,6 +342,9 @@ def build(
             provided |= top_level_names(staged.files)
         packages[name] = staged.packages
         trimmed[name] = staged.trimmed
+    if kernel_packages:
+        layer, sizes = build_kernels_layer(kernel_packages, target, pins, repo, out, python)
+        built["kernels"], packages["kernels"], trimmed["kernels"] = layer, sizes, {}
     result = BuildResult(target, out, code, built, packages, trimmed, closure, inputs)
     check(result, provided, complete=layers is None)
     if layers is None:
@@ -325,6 +357,90 @@ def build(
     if layers is None:
         _manifest_path(out, inputs).write_text(manifest)
     return result
+
+
+def build_kernels_layer(
+    kernel_packages: Sequence[str],
+    target: Target,
+    pins: Sequence[Pin],
+    repo: Path,
+    out: Path,
+    python: Path | None = None,
+) -> tuple[Artifact, list[PackageSize]]:
+    """The ``kernels`` layer (see ``infra.packaging.kernels``) and its packages' sizes.
+
+    Raises
+    ------
+    BuildError
+        A package cannot be built, what it needs cannot be fetched, it registers no kernel or a
+        broken one, or a kernel named like one of the project's own.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="layer-kernels-", dir=out) as staging:
+        root = Path(staging)
+        (root / "wheels").mkdir()
+        wheels = kernels.build_wheels(kernel_packages, repo, root / "wheels")
+        provided = {normalise(p.name) for p in pins} | set(PROVIDED_BY_RUNTIME)
+        provided.add(normalise(kernels.project_metadata(repo)[0]))
+        extras = kernels.extra_requirements(wheels, provided, normalise)
+        extra_wheels = fetch_requirements(extras, target, root / "extras", provided)
+        files: dict[str, int] = {}
+        sizes = []
+        for wheel in [w.wheel for w in wheels] + extra_wheels:
+            kept = 0
+            with zipfile.ZipFile(wheel) as archive:
+                for info, rel in wheel_paths(archive):
+                    if trim_reason(rel) is not None:
+                        continue
+                    if f"python/{rel}" in files:
+                        raise BuildError(f"two kernel packages install {rel}")
+                    path = root / "python" / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(archive.read(info))
+                    files[f"python/{rel}"] = 0o644
+                    kept += info.file_size
+            name, version = wheel.name.split("-")[:2]
+            sizes.append(PackageSize(name, version, wheel.name, sha256_file(wheel), kept, 0))
+        specs = kernels.kernel_specs(root / "python")
+        clash = sorted(set(kernels.project_metadata(repo)[2]) & {s.name for s in specs})
+        if clash:
+            raise BuildError(f"kernel packages register this project's kernel names: {clash}")
+        listed = root / kernels.KERNELS_MANIFEST
+        listed.write_bytes(kernels.manifest(specs))
+        files[kernels.KERNELS_MANIFEST] = 0o644
+        if python is not None:
+            files = compile_tree(python, root, files, UNPACKED_AT["layer"])
+        return _finish("kernels", out, root, files), sizes
+
+
+PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six",
+                       "urllib3")  # fmt: skip
+"""Packages a kernel package may require without the kernels layer carrying them: the deps
+layer pins boto3 and botocore, and the runtime has the rest."""
+
+
+def fetch_requirements(
+    requirements: Sequence[str], target: Target, dest: Path, provided: set[str]
+) -> list[Path]:
+    """Wheels of ``requirements`` and what they need, for ``target``, less what is provided."""
+    if not requirements:
+        return []
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+        "--only-binary=:all:", "--implementation", "cp",
+        "--python-version", target.python, "--abi", target.abi,
+        *(arg for tag in target.platforms for arg in ("--platform", tag)),
+        "--dest", str(dest), *requirements,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(
+            f"pip could not download what the kernel packages need ({', '.join(requirements)}) "
+            f"for {target.name}:\n" + result.stderr.strip()[-4000:]
+        )
+    return [
+        w for w in sorted(dest.glob("*.whl")) if normalise(w.name.split("-")[0]) not in provided
+    ]
 
 
 def check(result: BuildResult, provided: set[str], complete: bool = True) -> None:
@@ -340,10 +456,16 @@ def check(result: BuildResult, provided: set[str], complete: bool = True) -> Non
             )
     total = sum(a.unzipped_bytes for a in result.artifacts().values())
     if total > TOTAL_BUDGET:
+        largest = sorted(
+            (p for sizes in result.packages.values() for p in sizes),
+            key=lambda p: p.kept_bytes,
+            reverse=True,
+        )[:5]
+        named = ", ".join(f"{p.name} {p.kept_bytes / MIB:.1f} MiB" for p in largest)
         problems.append(
             f"code and layers come to {total / MIB:.1f} MiB unzipped, over the "
             f"{TOTAL_BUDGET / MIB:.0f} MiB budget (Lambda's limit is "
-            f"{LAMBDA_UNZIPPED_LIMIT / MIB:.0f} MiB)"
+            f"{LAMBDA_UNZIPPED_LIMIT / MIB:.0f} MiB); the largest packages: {named}"
         )
     if problems:
         print(report(result), file=sys.stderr)

@@ -103,13 +103,13 @@ def _module_file(root: Path, name: str) -> Path | None:
     return None
 
 
-def code_roots() -> tuple[str, ...]:
-    """The modules the code zip starts from: the entry points, and the built-in kernels, which
-    the registry loads by name (no import reaches them)."""
-    from sweep_core.kernels import BUILTIN_KERNELS
+def code_roots(root: Path) -> tuple[str, ...]:
+    """The modules the code zip starts from: the entry module, and the modules of the kernels
+    the project registers as ``sweep.kernels`` entry points (the registry imports them; no
+    import reaches them)."""
+    from infra.packaging.kernels import kernel_modules
 
-    kernels = sorted({ref.partition(":")[0] for ref in BUILTIN_KERNELS.values()})
-    return (ENTRY_MODULE, *kernels)
+    return (ENTRY_MODULE, *kernel_modules(root))
 
 
 def code_closure(root: Path, entries: Sequence[str] | None = None) -> CodeClosure:
@@ -118,7 +118,7 @@ def code_closure(root: Path, entries: Sequence[str] | None = None) -> CodeClosur
     modules: dict[str, Path] = {}
     parents: dict[str, str] = {}
     third_party: dict[str, bool] = {}
-    queue = list(code_roots() if entries is None else entries)
+    queue = list(code_roots(root) if entries is None else entries)
     while queue:
         name = queue.pop()
         if name in modules:

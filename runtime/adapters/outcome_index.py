@@ -158,16 +158,32 @@ class OutcomeIndex:
     def _read_objects(
         self, con: duckdb.DuckDBPyConnection, keys: list[str], objects: Objects
     ) -> pa.Table:
+        import duckdb  # loaded already: ``con`` is a connection
+
         root = str(self.root)
         columns = ", ".join(f'"{name}"' for name in self.schema.names)
         hive_types = ", ".join(f"'{c.name}': VARCHAR" for c in OUTCOMES.partitions)
+        files = [f"{root}/{key}" for key in keys]
+        options = f"hive_partitioning = true, hive_types = {{{hive_types}}}, filename = '_file'"
         # ORDER BY: DuckDB hands back a batch per object otherwise, which makes every step
         # after it (and the index file, a row group per batch) many times slower.
-        table = con.sql(
-            f"SELECT {columns}, _file FROM read_parquet($files, hive_partitioning = true, "
-            f"hive_types = {{{hive_types}}}, filename = '_file') ORDER BY _file",
-            params={"files": [f"{root}/{key}" for key in keys]},
-        ).to_arrow_table()
+        try:
+            table = con.sql(
+                f"SELECT {columns}, _file FROM read_parquet($files, {options}) ORDER BY _file",
+                params={"files": files},
+            ).to_arrow_table()
+        except (duckdb.BinderException, duckdb.InvalidInputException):
+            # Records written before a column was added (kernel_version) lack it: read them by
+            # name and give them the column as NULL (slower, so only when needed).
+            table = con.sql(
+                f"SELECT * FROM read_parquet($files, {options}, union_by_name = true) "
+                "ORDER BY _file",
+                params={"files": files},
+            ).to_arrow_table()
+            for field in self.schema:
+                if field.name not in table.column_names:
+                    table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+            table = table.select([*self.schema.names, "_file"])
         file_keys = pc.utf8_slice_codeunits(table.column("_file"), len(root) + 1).to_pylist()
         return _stamped(table.drop_columns(["_file"]).cast(self.schema), file_keys, objects)
 

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runtime.handlers.parent import ParentDeps, redrive_run, submit_run
+from runtime.handlers.parent import KernelChanged, ParentDeps, redrive_run, submit_run
 from sweep_core.contract import ErrorBody, ErrorResponse
 from sweep_core.convert import ContractError, dumps, loads, structure
 from sweep_core.layout import run_date_of
@@ -96,11 +96,15 @@ def _route(event: Mapping[str, Any], deps: Callable[[], ParentDeps]) -> dict[str
     if isinstance(options, dict):
         return options
     try:
-        shards = redrive_run(run_id, parent, force=options.force)
+        shards = redrive_run(
+            run_id, parent, force=options.force, allow_kernel_change=options.allow_kernel_change
+        )
     except NotFound:
         return _no_run(run_id)
     except RunCancelled as exc:
         return error_reply(409, "RUN_CANCELLED", str(exc))
+    except KernelChanged as exc:
+        return error_reply(409, exc.code, exc.message)
     return reply_json(202, RedriveAccepted(run_id, tuple(shards)))
 
 

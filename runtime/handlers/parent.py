@@ -79,6 +79,7 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
     """Validate, plan, write the manifest (put-if-absent), dispatch every shard, answer."""
     try:
         sized = validate_request(raw, catalog=deps.catalog, limits=deps.limits)
+        kernel_version = _kernels(deps)[sized.request.kernel].version
     except ContractError as exc:
         return error_response(400, exc.code, "the sweep request is invalid", exc)
     request = sized.request
@@ -106,6 +107,7 @@ def submit_run(raw: Any, deps: ParentDeps) -> ParentResponse:
         shard_count=sized.shard_count,
         spec=request,
         worker_version=__version__,
+        kernel_version=kernel_version,
     )
     if not deps.store.put_if_absent(deps.layout.manifest_key(run_id), dumps(manifest).encode()):
         existing = read_manifest(deps.store, deps.layout, run_id)
@@ -138,7 +140,51 @@ def handle_dispatch(job: DispatchSlice, deps: ParentDeps) -> None:
     dispatch(manifest, job.shards, deps)
 
 
-def redrive_run(run_id: str, deps: ParentDeps, force: bool = False) -> list[int]:
+class KernelChanged(Exception):
+    """A redrive refused: the run's kernel is no longer registered at the run's version."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _kernels(deps: ParentDeps) -> KernelCatalog:
+    if deps.catalog is not None:
+        return deps.catalog
+    from sweep_core.kernels import catalog
+
+    return catalog()
+
+
+def check_kernel_version(
+    manifest: RunManifest, kernels: KernelCatalog, allow_change: bool = False
+) -> None:
+    """Raise ``KernelChanged`` unless the run's kernel is registered at the run's version (or
+    ``allow_change``, when it is registered at another): one run, one model version."""
+    name = manifest.spec.kernel
+    spec = kernels.get(name)
+    if spec is None:
+        known = ", ".join(sorted(kernels)) or "none"
+        raise KernelChanged(
+            "KERNEL_UNAVAILABLE",
+            f"run {manifest.run_id} evaluates kernel {name!r}, which is not registered here "
+            f"(registered: {known}); nothing was dispatched",
+        )
+    if spec.version != manifest.kernel_version and not allow_change:
+        raise KernelChanged(
+            "KERNEL_CHANGED",
+            f"run {manifest.run_id} was made by {name} version {manifest.kernel_version!r}, "
+            f"and version {spec.version!r} is registered now: a redrive would mix two versions "
+            "of the model in one run. Nothing was dispatched; to redrive anyway (each outcome "
+            "record names the version that made it) allow the kernel change "
+            "(sweep redrive --allow-kernel-change)",
+        )
+
+
+def redrive_run(
+    run_id: str, deps: ParentDeps, force: bool = False, allow_kernel_change: bool = False
+) -> list[int]:
     """Dispatch again every shard of the run that has no success; return their numbers.
 
     A redrive record lists them first, with the failures each had, so every reader of the
@@ -147,8 +193,13 @@ def redrive_run(run_id: str, deps: ParentDeps, force: bool = False) -> list[int]
 
     Raises
     ------
+    NotFound
+        No such run.
     RunCancelled
         The run was cancelled and ``force`` is not given.
+    KernelChanged
+        The run's kernel is not registered, or is at another version than the run's and
+        ``allow_kernel_change`` is false.
     """
     manifest = read_manifest(deps.store, deps.layout, run_id)
     if manifest is None:
@@ -162,6 +213,7 @@ def redrive_run(run_id: str, deps: ParentDeps, force: bool = False) -> list[int]
     missing = [k for k in range(manifest.shard_count) if k not in records.succeeded]
     if not missing:
         return []
+    check_kernel_version(manifest, _kernels(deps), allow_kernel_change)
     shards = tuple(RedrivenShard(k, records.failed_attempts[k]) for k in missing)
     number = sum(1 for _ in deps.store.list(deps.layout.redrive_prefix(run_id))) + 1
     while True:

@@ -20,7 +20,7 @@ from attrs import evolve, frozen
 
 from sweep_core._version import __version__
 from sweep_core.contract import ShardOutcome, ShardTask, SweepRequest
-from sweep_core.kernels import KERNELS, Kernel, KernelError, evaluate
+from sweep_core.kernels import KERNELS, Kernel, KernelError, UnavailableKernel, evaluate
 from sweep_core.layout import COMPACTED_STEM, Layout
 from sweep_core.ports import Clock, InvocationContext, ObjectStore, TransientStoreError
 from sweep_core.records import PointsWriter, outcome_entries, outcome_parquet, read_outcome
@@ -69,12 +69,16 @@ def run_shard(task: ShardTask, context: InvocationContext, deps: WorkerDeps) -> 
     started = deps.clock()
     t0 = time.perf_counter()
     try:
-        kernel = deps.kernels[task.spec.kernel]
+        kernel = _kernel(task, deps)
+    except KernelError as exc:
+        return record_failure(task, exc.code, exc.message, deps, started, t0)
+    version = kernel.spec.version
+    try:
         points = _evaluate(task, kernel, context, deps)
         attempt = _failed_attempts(task, deps) + 1
         name = _publish_points(task, kernel.spec.name, points, attempt, deps)
         outcome = evolve(
-            _outcome(task, attempt, started, t0, deps, "success"),
+            _outcome(task, attempt, started, t0, deps, "success", kernel_version=version),
             points_object=name,
             points_rows=task.end - task.start,
             points_bytes=len(points),
@@ -86,11 +90,11 @@ def run_shard(task: ShardTask, context: InvocationContext, deps: WorkerDeps) -> 
             return _existing(task, deps)  # a concurrent delivery of the task won the write
         return outcome
     except KernelError as exc:
-        return record_failure(task, exc.code, exc.message, deps, started, t0)
+        return record_failure(task, exc.code, exc.message, deps, started, t0, version)
     except DeadlineExceeded as exc:
-        return record_failure(task, "DEADLINE_EXCEEDED", str(exc), deps, started, t0)
+        return record_failure(task, "DEADLINE_EXCEEDED", str(exc), deps, started, t0, version)
     except TransientStoreError as exc:
-        record_failure(task, "TRANSIENT_ERROR", str(exc), deps, started, t0)
+        record_failure(task, "TRANSIENT_ERROR", str(exc), deps, started, t0, version)
         raise
 
 
@@ -114,6 +118,19 @@ def _publish_points(
         key = layout.points_attempt_key(kernel, task.run_id, task.shard, number)
         number += 1
     return key[len(prefix) :]
+
+
+def _kernel(task: ShardTask, deps: WorkerDeps) -> Kernel:
+    """The task's kernel; a ``KernelError`` when this worker has no usable kernel of its name."""
+    name = task.spec.kernel
+    try:
+        return deps.kernels[name]
+    except UnavailableKernel as exc:
+        raise KernelError("KERNEL_UNAVAILABLE", str(exc)) from None
+    except KeyError:
+        raise KernelError(
+            "UNKNOWN_KERNEL", f"no kernel {name!r} is registered where this worker runs"
+        ) from None
 
 
 def _evaluate(
@@ -166,18 +183,22 @@ def record_failure(
     deps: WorkerDeps,
     started: datetime | None = None,
     t0: float | None = None,
+    kernel_version: str | None = None,
 ) -> ShardOutcome:
     """Write a failure record for a new attempt at the task's shard, unless it has succeeded.
 
-    ``started``/``t0`` are the attempt's start (wall clock and perf counter); the failure
-    recorder, which sees only the dead attempt's task, leaves them out.
+    ``started``/``t0`` are the attempt's start (wall clock and perf counter) and
+    ``kernel_version`` the version of the kernel it ran; the failure recorder, which sees only
+    the dead attempt's task, leaves them out.
     """
     if deps.store.exists(deps.layout.success_key(task.run_id, task.shard)):
         return _existing(task, deps)
     started_at = started or deps.clock()
     attempt = _failed_attempts(task, deps) + 1
     while True:
-        outcome = _outcome(task, attempt, started_at, t0, deps, "failure", code, message[:4096])
+        outcome = _outcome(
+            task, attempt, started_at, t0, deps, "failure", code, message[:4096], kernel_version
+        )
         key = deps.layout.failure_key(task.run_id, task.shard, attempt)
         if deps.store.put_if_absent(key, outcome_parquet(outcome)):
             return outcome
@@ -204,6 +225,7 @@ def _outcome(
     status: str,
     code: str | None = None,
     message: str | None = None,
+    kernel_version: str | None = None,
 ) -> ShardOutcome:
     finished = deps.clock()
     duration = 0.0 if t0 is None else (time.perf_counter() - t0) * 1000
@@ -221,6 +243,7 @@ def _outcome(
         worker_version=WORKER_VERSION,
         error_code=code,
         error_message=message,
+        kernel_version=kernel_version,
     )
 
 

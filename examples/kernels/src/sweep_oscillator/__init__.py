@@ -1,0 +1,1 @@
+"""A damped harmonic oscillator as a sweep kernel (``sweep_oscillator.kernel.KERNEL``)."""
