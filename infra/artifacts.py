@@ -20,18 +20,25 @@ from attrs import frozen
 
 from infra import packaging
 from infra.config import ArtifactSettings
+from infra.packaging import kernels as packaging_kernels
 from infra.packaging.zips import sha256_file
+from sweep_core.kernel_spec import KernelSpec
 
 KINDS = {name: slot.kind for name, slot in packaging.SLOTS.items()}
 """The middle of each artifact's key (``code``, ``layer``, ``layer-scipy``)."""
 KEY_PATTERN = packaging.KEY_PATTERN
 
-Builder = Callable[[packaging.Target, Path], dict[str, Path]]
-"""Builds (or finds cached) the artifacts for a target under a build folder: name → zip."""
+Builder = Callable[[packaging.Target, Path, tuple[str, ...]], dict[str, Path]]
+"""Builds (or finds cached) the artifacts for a target under a build folder, with the kernel
+packages given (the ``kernels`` layer): name → zip."""
 
 
-def default_builder(target: packaging.Target, build_dir: Path) -> dict[str, Path]:
-    built = packaging.ensure_built(target, build_dir=build_dir, log=pulumi.log.info)
+def default_builder(
+    target: packaging.Target, build_dir: Path, kernel_packages: tuple[str, ...] = ()
+) -> dict[str, Path]:
+    built = packaging.ensure_built(
+        target, build_dir=build_dir, log=pulumi.log.info, kernel_packages=kernel_packages
+    )
     return {name: artifact.file for name, artifact in built.items()}
 
 
@@ -83,9 +90,11 @@ class Artifacts:
     code: Artifact
     deps: Artifact
     scipy: Artifact
+    kernels: Artifact | None = None
+    """The kernel packages (``sweep:kernelPackages``), on the worker and the parent."""
 
     def all(self) -> list[Artifact]:
-        return [self.code, self.deps, self.scipy]
+        return [self.code, self.deps, self.scipy, *([self.kernels] if self.kernels else [])]
 
 
 _ZIP_KEYS = {"code": "codeZip", "deps": "layerZip", "scipy": "scipyLayerZip"}
@@ -121,7 +130,12 @@ def resolve_artifacts(
             "scipy": settings.scipy_layer_key,
         }
         _all_set(keys, _EXISTING_KEYS, "useExistingArtifacts needs every artifact key; missing")
-        return Artifacts(**{name: Artifact.of_key(name, str(key)) for name, key in keys.items()})
+        existing = {name: Artifact.of_key(name, str(key)) for name, key in keys.items()}
+        kernels_key = settings.kernels_layer_key
+        return Artifacts(
+            **existing,
+            kernels=Artifact.of_key("kernels", kernels_key) if kernels_key else None,
+        )
     zips = {
         "code": settings.code_zip,
         "deps": settings.layer_zip,
@@ -134,12 +148,44 @@ def resolve_artifacts(
             "prebuilt zips come as a set (or none: the program builds them); missing",
         )
         paths = {name: source_root / str(path) for name, path in zips.items()}
+        if settings.kernel_packages and not settings.kernels_layer_zip:
+            raise ValueError(
+                "sweep:kernelPackages with prebuilt zips needs sweep:kernelsLayerZip too "
+                "(scripts/build_artifacts.py builds it), or no zips: the program builds them"
+            )
+        if settings.kernels_layer_zip:
+            paths["kernels"] = source_root / settings.kernels_layer_zip
     else:
-        paths = builder(target, source_root / settings.build_dir)
+        paths = builder(target, source_root / settings.build_dir, settings.kernel_packages)
         missing = sorted(set(_ZIP_KEYS) - set(paths))
+        if settings.kernel_packages and "kernels" not in paths:
+            missing.append("kernels")
         if missing:
             raise ValueError(f"the build made no {', '.join(missing)} artifact")
-    return Artifacts(**{name: Artifact.of_file(name, paths[name]) for name in _ZIP_KEYS})
+    return Artifacts(
+        **{name: Artifact.of_file(name, paths[name]) for name in _ZIP_KEYS},
+        kernels=Artifact.of_file("kernels", paths["kernels"]) if "kernels" in paths else None,
+    )
+
+
+def deployed_kernels(artifacts: Artifacts, source_root: Path) -> list[KernelSpec]:
+    """The declarations of every kernel the functions will have: the project's own (its entry
+    points) and the kernels layer's (its ``sweep-kernels.json``); an existing kernels layer,
+    which the program cannot read, adds none.
+
+    Raises
+    ------
+    BuildError
+        A kernels layer without a readable list, or a kernel name registered twice.
+    """
+    specs = packaging_kernels.project_kernels(source_root)
+    if artifacts.kernels is not None and artifacts.kernels.path is not None:
+        specs += packaging_kernels.layer_kernels(artifacts.kernels.path)
+    names = [s.name for s in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise packaging.BuildError(f"kernels deployed twice (built in and in a package): {twice}")
+    return specs
 
 
 def _all_set(values: dict[str, str | None], keys: dict[str, str], why: str) -> None:

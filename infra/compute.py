@@ -22,6 +22,7 @@ from sweep_core.settings import environment
 LAYER_DESCRIPTIONS = {
     "deps": "numpy, pyarrow, attrs, cattrs and friends for the sweep runtime",
     "scipy": "scipy, for Sobol sampling in the sweep worker",
+    "kernels": "the kernel packages this stack deploys (sweep:kernelPackages)",
 }
 
 HANDLERS = {
@@ -70,7 +71,7 @@ class Functions(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.layers: dict[str, aws.lambda_.LayerVersion] = {}
-        for layer in (artifacts.deps, artifacts.scipy):
+        for layer in artifacts.all()[1:]:  # every layer (the code is not one)
             bucket, key = store.location(layer)
             self.layers[layer.name] = aws.lambda_.LayerVersion(
                 f"{name}-{layer.name}",
@@ -151,6 +152,8 @@ class Functions(pulumi.ComponentResource):
         )
 
     def _layers_of(self, role: str) -> list[pulumi.Output[str]]:
-        """The deps layer for every function; the scipy layer for the worker only."""
-        names = ["deps", "scipy"] if role == "worker" else ["deps"]
-        return [self.layers[n].arn for n in names]
+        """The deps layer for every function; the scipy layer for the worker only; the kernels
+        layer, when there is one, for the worker and the parent (which validates requests
+        against exactly the deployed kernels)."""
+        names = {"worker": ["deps", "scipy", "kernels"], "parent": ["deps", "kernels"]}
+        return [self.layers[n].arn for n in names.get(role, ["deps"]) if n in self.layers]

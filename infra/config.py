@@ -66,10 +66,15 @@ class ArtifactSettings:
     code_zip: str | None = None
     layer_zip: str | None = None
     scipy_layer_zip: str | None = None
+    kernels_layer_zip: str | None = None
     use_existing: bool = False
     code_key: str | None = None
     layer_key: str | None = None
     scipy_layer_key: str | None = None
+    kernels_layer_key: str | None = None
+    kernel_packages: tuple[str, ...] = ()
+    """``sweep:kernelPackages``: kernel packages (project folders or wheels) the program builds
+    into the ``kernels`` layer, for the worker and the parent."""
 
 
 @frozen
@@ -209,6 +214,13 @@ class StackConfig:
             code_key=config.get("codeArtifactKey") or None,
             layer_key=config.get("layerArtifactKey") or None,
             scipy_layer_key=config.get("scipyLayerArtifactKey") or None,
+            kernels_layer_zip=config.get("kernelsLayerZip") or None,
+            kernels_layer_key=config.get("kernelsLayerArtifactKey") or None,
+            kernel_packages=tuple(
+                item.strip()
+                for item in (config.get("kernelPackages") or "").split(",")
+                if item.strip()
+            ),
         )
         return cls(**{k: v for k, v in values.items() if v is not None})
 
@@ -228,6 +240,7 @@ CONFIG_KEYS = frozenset(
         "apiStage", "apiThrottleRate", "apiThrottleBurst", "manageApiGatewayAccount",
         "permissionsBoundaryArn", "artifactBuildDir", "codeZip", "layerZip", "scipyLayerZip",
         "useExistingArtifacts", "codeArtifactKey", "layerArtifactKey", "scipyLayerArtifactKey",
+        "kernelPackages", "kernelsLayerZip", "kernelsLayerArtifactKey",
     }
 )  # fmt: skip
 """Every ``sweep:`` key the program reads; any other key in a stack file is a typo."""

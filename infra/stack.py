@@ -12,12 +12,11 @@ from infra import artifacts as artifact_sources
 from infra import packaging
 from infra.analytics import Analytics
 from infra.api import Api
-from infra.artifacts import Builder, resolve_artifacts
+from infra.artifacts import Builder, deployed_kernels, resolve_artifacts
 from infra.compute import Functions
 from infra.config import StackConfig
 from infra.iam import FunctionRoles
 from infra.storage import ResultsStore
-from sweep_core.kernels import catalog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +50,7 @@ def build_stack(
     account = aws.get_caller_identity_output(
         opts=pulumi.InvokeOutputOptions(provider=provider)
     ).account_id
-    kernels = catalog().values()
+    kernels = deployed_kernels(artifacts, source_root)
 
     store = ResultsStore("storage", config, artifacts, opts=opts)
     bucket = store.results.bucket.bucket

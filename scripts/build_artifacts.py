@@ -31,6 +31,7 @@ from infra.packaging import (  # noqa: E402
     ensure_built,
     report,
 )
+from infra.packaging.kernels import parse_packages  # noqa: E402
 from infra.packaging.target import MACHINES  # noqa: E402
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "build",
     "ensure_built",
     "main",
+    "parse_packages",
     "report",
     "resolve_target",
     "stack_setting",
@@ -84,11 +86,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--python", help="runtime Python version, e.g. 3.12 (overrides the stack's)"
     )
     parser.add_argument("--out", type=Path, help="output folder (default build/lambda/<target>)")
+    parser.add_argument(
+        "--kernel-packages",
+        help="comma-separated kernel package folders or wheels for the kernels layer "
+        "(default: the stack's sweep:kernelPackages)",
+    )
     args = parser.parse_args(argv)
+    chosen = args.kernel_packages
+    packages = parse_packages(
+        chosen if chosen is not None else stack_setting("kernelPackages", args.stack)
+    )
     try:
         target = resolve_target(args.stack, args.arch, args.python)
         t0 = time.perf_counter()
-        result = build(target, out=args.out)
+        result = build(target, out=args.out, kernel_packages=packages)
     except BuildError as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 1

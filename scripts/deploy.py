@@ -35,11 +35,13 @@ import build_artifacts as ba
 from _aws_session import PreflightFailed, concurrency_problem, preflight
 from _stack import EXPORTS, Pulumi, StackError, child_env, save_export
 
-Build = Callable[[ba.Target], ba.BuildResult]
+Build = Callable[[ba.Target, tuple[str, ...]], ba.BuildResult]
+"""Builds the artifacts for a target with the stack's kernel packages (``sweep:kernelPackages``),
+as the program will look for them in its cache."""
 
 
-def default_build(target: ba.Target) -> ba.BuildResult:
-    return ba.build(target)
+def default_build(target: ba.Target, kernel_packages: tuple[str, ...] = ()) -> ba.BuildResult:
+    return ba.build(target, kernel_packages=kernel_packages)
 
 
 def main(
@@ -85,7 +87,8 @@ def main(
     print(session.describe())
     print(f"building for {target.runtime} {target.arch} ...", flush=True)
     try:
-        result = build(target)
+        packages = tuple(ba.parse_packages(ba.stack_setting("kernelPackages", args.stack)))
+        result = build(target, packages)
     except ba.BuildError as exc:
         print(f"deploy stopped: build failed: {exc}", file=sys.stderr)
         return 1

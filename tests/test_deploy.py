@@ -143,9 +143,11 @@ class FakeBuild:
     def __init__(self, out: Path, recorded: Recorded, error: str | None = None) -> None:
         self.out, self.recorded, self.error = out, recorded, error
         self.targets: list[ba.Target] = []
+        self.kernel_packages: list[tuple[str, ...]] = []
 
-    def __call__(self, target: ba.Target) -> ba.BuildResult:
+    def __call__(self, target: ba.Target, kernel_packages: tuple[str, ...] = ()) -> ba.BuildResult:
         self.targets.append(target)
+        self.kernel_packages.append(kernel_packages)
         with open(self.recorded.log, "a") as log:  # ordered with pulumi's calls
             log.write(json.dumps({"argv": ["<build>"], "profile": None}) + "\n")
         if self.error:
@@ -225,6 +227,7 @@ def test_deploy_preflights_builds_saves_the_state_then_runs_up(
     out = capsys.readouterr().out
     assert code == 0, out
     assert build.targets == [ba.Target("arm64", "3.12")]  # what Pulumi.sandbox.yaml says
+    assert build.kernel_packages == [()]  # it names no kernel packages
     commands = pulumi.commands()
     assert [c[:2] for c in commands] == [
         ["whoami"], ["<build>"], ["stack", "export"], ["up", "--stack"], ["stack", "export"]
@@ -234,6 +237,7 @@ def test_deploy_preflights_builds_saves_the_state_then_runs_up(
     assert commands[3] == [
         "up", "--stack", "sandbox",
         "--config", "sweep:codeZip=",
+        "--config", "sweep:kernelsLayerZip=",
         "--config", "sweep:layerZip=",
         "--config", "sweep:scipyLayerZip=",
         "--config", "sweep:useExistingArtifacts=false",

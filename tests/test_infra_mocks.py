@@ -31,8 +31,9 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:
 from infra import artifacts as artifact_sources
 from infra.config import ArtifactSettings, StackConfig
 from infra.packaging import BuildError, Target
-from infra.packaging.builder import build_code
+from infra.packaging.builder import build_code, build_kernels_layer
 from infra.packaging.closure import code_closure
+from infra.packaging.pins import read_pins
 from infra.packaging.zips import write_zip
 from infra.stack import OUTPUT_NAMES, PROJECT_ROOT, build_stack
 
@@ -203,9 +204,13 @@ class FakeBuilder:
     def __init__(self, error: str | None = None) -> None:
         self.error = error
         self.calls: list[tuple[Target, Path]] = []
+        self.kernel_packages: list[tuple[str, ...]] = []
 
-    def __call__(self, target: Target, build_dir: Path) -> dict[str, Path]:
+    def __call__(
+        self, target: Target, build_dir: Path, kernel_packages: tuple[str, ...] = ()
+    ) -> dict[str, Path]:
         self.calls.append((target, build_dir))
+        self.kernel_packages.append(kernel_packages)
         if self.error is not None:
             raise BuildError(self.error)
         out = build_dir / "lambda" / target.name
@@ -215,6 +220,10 @@ class FakeBuilder:
             (out / layer / "python" / f"{layer}_marker.py").write_text(f"LAYER = {layer!r}\n")
             write_zip(out / f"{layer}.zip", out / layer, {f"python/{layer}_marker.py": 0o644})
             paths[layer] = out / f"{layer}.zip"
+        if kernel_packages:  # the real kernels layer (no bytecode): what the stack reads
+            pins = read_pins(PROJECT_ROOT / "requirements-lambda.txt")
+            layer_zip, _ = build_kernels_layer(kernel_packages, target, pins, PROJECT_ROOT, out)
+            paths["kernels"] = layer_zip.file
         return paths
 
 

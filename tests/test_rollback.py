@@ -97,6 +97,7 @@ def test_the_rollback_config_selects_existing_objects_and_clears_absent_layers()
         "sweep:codeArtifactKey": f"lambda/code/{digest('code v12')}.zip",
         "sweep:layerArtifactKey": f"lambda/layer/{digest('layer deps a')}.zip",
         "sweep:scipyLayerArtifactKey": "",
+        "sweep:kernelsLayerArtifactKey": "",
         "sweep:architecture": "arm64",
         "sweep:lambdaRuntime": "python3.12",
     }
@@ -161,6 +162,7 @@ def expected_up(yes: bool = True) -> list[str]:
         "up", "--stack", "sandbox",
         "--config", "sweep:architecture=arm64",
         "--config", f"sweep:codeArtifactKey=lambda/code/{digest('code v12')}.zip",
+        "--config", "sweep:kernelsLayerArtifactKey=",  # that state had no kernels layer
         "--config", "sweep:lambdaRuntime=python3.12",
         "--config", f"sweep:layerArtifactKey=lambda/layer/{digest('layer deps a')}.zip",
         "--config", f"sweep:scipyLayerArtifactKey=lambda/layer-scipy/{digest('layer scipy a')}.zip",
