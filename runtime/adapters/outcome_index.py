@@ -173,7 +173,7 @@ class OutcomeIndex:
                 params={"files": files},
             ).to_arrow_table()
         except (duckdb.BinderException, duckdb.InvalidInputException):
-            # Records written before a column was added (kernel_version) lack it: read them by
+            # Records written before a column was added (kernel_version, ...) lack it: read them by
             # name and give them the column as NULL (slower, so only when needed).
             table = con.sql(
                 f"SELECT * FROM read_parquet($files, {options}, union_by_name = true) "
