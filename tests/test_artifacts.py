@@ -59,7 +59,7 @@ from infra.packaging.elf import strip_elf
 from infra.packaging.errors import BuildError
 from infra.packaging.pins import Pin, normalise, read_pins
 from infra.packaging.target import Target
-from infra.packaging.trim import AWS_SERVICES, trim_reason
+from infra.packaging.trim import AWS_SERVICES, PackageSize, trim_reason
 from infra.packaging.unpack import unpack_like_lambda
 from infra.packaging.wheels import _wheel_of
 from infra.packaging.zips import EPOCH, sha256_file
@@ -380,6 +380,13 @@ def test_code_and_layers_over_the_budget_fail_the_build(tmp_path: Path) -> None:
     check(result, {"numpy"})  # 236.1 MiB: within the budget
     result.layers["scipy"] = artifact("scipy", 97 * MIB)
     with pytest.raises(BuildError, match=r"237.1 MiB unzipped, over the 237 MiB budget"):
+        check(result, {"numpy"})
+    # the message names the largest packages, a kernel package's dependency among them
+    result.layers["kernels"] = artifact("kernels", 30 * MIB)
+    result.packages["deps"] = [PackageSize("pyarrow", "1", "w", "s", 90 * MIB, 0)]
+    result.packages["kernels"] = [PackageSize("torch", "2", "w", "s", 30 * MIB, 0)]
+    result.trimmed["kernels"] = {}
+    with pytest.raises(BuildError, match=r"the largest packages: pyarrow 90.0 MiB, torch 30.0 MiB"):
         check(result, {"numpy"})
     with pytest.raises(BuildError, match="the handlers import numpy, which no layer provides"):
         check(result, set())
