@@ -4,7 +4,7 @@ cancel records, and the summaries that let a listing skip the outcomes of settle
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from attrs import frozen
@@ -16,6 +16,8 @@ from sweep_core.ports import Clock, ObjectStore
 from sweep_core.runs import RunnerAlive, RunStatus, read_manifest, run_status
 
 LATEST = "latest"
+SECOND = len("20261123T152100Z")
+"""The part of a run id that is its creation time."""
 
 
 class RunCancelled(ValueError):
@@ -65,8 +67,13 @@ def run_folder(store: ObjectStore, layout: Layout, run_id: str) -> RunFolder:
     return RunFolder(run_id, frozenset(found[1] for found in names if found is not None))
 
 
-def resolve_run_id(ref: str, run_ids: Iterable[str]) -> str:
+def resolve_run_id(
+    ref: str, run_ids: Iterable[str], created_at: Callable[[str], str] | None = None
+) -> str:
     """The run ``ref`` names: an id, ``latest`` (the newest run), or a unique prefix of an id.
+
+    Run ids name their creation time to the second; ``created_at`` (a run's manifest time)
+    orders runs created within the same second as the newest.
 
     Raises
     ------
@@ -77,6 +84,9 @@ def resolve_run_id(ref: str, run_ids: Iterable[str]) -> str:
     if ref == LATEST:
         if not ids:
             raise LookupError("there is no run yet")
+        same_second = [i for i in ids if i[:SECOND] == ids[-1][:SECOND]]
+        if len(same_second) > 1 and created_at is not None:
+            return max(same_second, key=created_at)
         return ids[-1]
     if ref in ids:
         return ref
@@ -99,7 +109,12 @@ def find_run_id(store: ObjectStore, layout: Layout, ref: str) -> str:
     """``resolve_run_id`` over the runs in the store; a whole run id needs no listing."""
     if RUN_ID_PATTERN.match(ref):
         return ref
-    return resolve_run_id(ref, run_folders(store, layout))
+
+    def created_at(run_id: str) -> str:
+        manifest = read_manifest(store, layout, run_id)
+        return "" if manifest is None else manifest.created_at
+
+    return resolve_run_id(ref, run_folders(store, layout), created_at)
 
 
 def cancel_run(store: ObjectStore, layout: Layout, run_id: str, clock: Clock) -> CancelRecord:
@@ -264,6 +279,8 @@ def list_runs(
         if label is not None and label.casefold() not in (row.label or "").casefold():
             continue
         rows.append(row)
+    # Ids order runs by their second; the manifests' times order runs within one second.
+    rows.sort(key=lambda row: row.created_at, reverse=True)
     return rows
 
 

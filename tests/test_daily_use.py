@@ -94,7 +94,7 @@ def test_runs_lists_newest_first_with_their_counts_and_filters(
     tmp_path: Path, three_runs: list[Run]
 ) -> None:
     listed = runs(data_dir=tmp_path)
-    assert [r.run_id for r in listed] == sorted((r.run_id for r in three_runs), reverse=True)
+    assert [r.run_id for r in listed] == [r.run_id for r in reversed(three_runs)]
     assert [r.label for r in listed] == ["smile-b", "term", "smile-a"]
     assert all((r.points, r.shards, r.succeeded, r.failed, r.missing) == (4, 2, 2, 0, 0)
                for r in listed)  # fmt: skip
@@ -168,7 +168,7 @@ def test_a_summary_is_not_used_once_a_redrive_starts_a_new_generation(
 
 
 def test_latest_and_a_unique_prefix_name_a_run(tmp_path: Path, three_runs: list[Run]) -> None:
-    newest = max(r.run_id for r in three_runs)
+    newest = three_runs[-1].run_id
     assert open_run("latest", data_dir=tmp_path).run_id == newest
     assert open_run(newest[:-2], data_dir=tmp_path).run_id == newest
     status = sweep("status", "--json", data_dir=tmp_path)  # no run id: the latest
@@ -176,6 +176,10 @@ def test_latest_and_a_unique_prefix_name_a_run(tmp_path: Path, three_runs: list[
     ids = [r.run_id for r in three_runs]
     with pytest.raises(LookupError, match="is the start of 3 run ids"):
         resolve_run_id(ids[0][:4], ids)
+    # Two runs in one second: the manifest's time, not the random suffix, says which is newer.
+    later, earlier = "20261123T152100Z-00000001", "20261123T152100Z-ffffffff"
+    times = {later: "2026-11-23T15:21:00.900000+00:00", earlier: "2026-11-23T15:21:00.100000+00:00"}
+    assert resolve_run_id("latest", [later, earlier], times.__getitem__) == later
     with pytest.raises(LookupError, match="there is no run yet"):
         resolve_run_id("latest", [])
     shared = sweep("status", ids[0][:4], data_dir=tmp_path)
