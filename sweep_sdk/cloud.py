@@ -22,22 +22,19 @@ if TYPE_CHECKING:
 
 from sweep_core.contract import AcceptedRun, CancelRecord, RunManifest
 from sweep_core.layout import Layout
-from sweep_core.run_index import RunRow, find_run_id, list_runs
+from sweep_core.run_index import RunRow, list_runs
 from sweep_core.runs import (
     CommitProblem,
     PointsCommit,
     RunStatus,
     committed_points,
-    find_manifest,
-    points_table_of,
-    read_committed,
     read_compactions,
     run_status,
     success_commits,
-    verify_points,
 )
 from sweep_core.settings import DEFAULT_PREFIX
 from sweep_sdk.errors import RepairError
+from sweep_sdk.reading import LayoutReader
 from sweep_sdk.remote import RemoteApi
 from sweep_sdk.targets import API_URL_ENV
 
@@ -85,7 +82,7 @@ class RemoteConfig:
 
 
 @define
-class RemoteTarget:
+class RemoteTarget(LayoutReader):
     """A deployed stack. Submitting needs only the API: the S3 reader and the Athena engine are
     made on first use, so a submit imports neither boto3's S3 adapter nor pyarrow."""
 
@@ -129,9 +126,6 @@ class RemoteTarget:
     def submit(self, raw: Any) -> AcceptedRun:
         return self.api.submit(raw)
 
-    def manifest(self, run_id: str) -> RunManifest:
-        return find_manifest(self.store, self.layout, run_id, self.location)
-
     def status(self, manifest: RunManifest) -> RunStatus:
         return run_status(self.store, self.layout, manifest)
 
@@ -148,29 +142,11 @@ class RemoteTarget:
     ) -> list[RunRow]:
         return list_runs(self.store, self.layout, since=since, label=label, kernel=kernel)
 
-    def resolve(self, ref: str) -> str:
-        return find_run_id(self.store, self.layout, ref)
-
-    def results(self, manifest: RunManifest) -> pa.Table:
-        """The committed points, each object checked against its commit (``CommitError``)."""
-        from sweep_core.kernels import points_schema  # numpy: results need the kernel's schema
-
-        commits = self.committed(manifest)
-        bodies = read_committed(self.store, manifest.run_id, commits)
-        schema = points_schema(manifest.spec.kernel)
-        return points_table_of(bodies, schema, manifest.run_id, commits)
-
     def repair(self, manifest: RunManifest, problems: Sequence[CommitProblem]) -> list[int]:
         raise RepairError(
             f"{problems[0]}: repairing needs the success records retired, and no role of a "
             "deployed stack may delete results; submit the sweep again"
         )
-
-    def verify(self, manifest: RunManifest) -> list[CommitProblem]:
-        from sweep_core.kernels import points_schema
-
-        schema = points_schema(manifest.spec.kernel)
-        return verify_points(self.store, schema, manifest.run_id, self.committed(manifest))
 
     def committed(self, manifest: RunManifest) -> list[PointsCommit]:
         compactions = read_compactions(self.store, self.layout, manifest.run_id)

@@ -20,32 +20,29 @@ from runtime.local.pool import DetachedLocalInvoker, LocalInvoker, WorkerPool
 from runtime.local.runner import EmbeddedSettings, StartedRunner, data_dir_from_env
 from sweep_core.contract import AcceptedRun, CancelRecord, ErrorBody, ErrorResponse, RunManifest
 from sweep_core.convert import ContractError
-from sweep_core.kernels import catalog, points_schema
+from sweep_core.kernels import catalog
 from sweep_core.layout import Layout
 from sweep_core.ports import Invoker, utc_now
-from sweep_core.run_index import RunRow, cancel_run, find_run_id, list_runs
+from sweep_core.run_index import RunRow, cancel_run, list_runs
 from sweep_core.runs import (
     CommitProblem,
     PointsCommit,
     Published,
     RunStatus,
     committed_points,
-    find_manifest,
-    points_table_of,
-    read_committed,
     read_compactions,
     run_status,
-    verify_points,
 )
 from sweep_sdk.errors import RepairError, SubmitError
 from sweep_sdk.query.local import LocalQueryEngine
+from sweep_sdk.reading import LayoutReader
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 
 @define
-class EmbeddedTarget:
+class EmbeddedTarget(LayoutReader):
     """Runs on this machine through the real handlers; see the module docstring."""
 
     data_dir: Path
@@ -101,9 +98,6 @@ class EmbeddedTarget:
             raise SubmitError(response.status_code, body)
         return response.body
 
-    def manifest(self, run_id: str) -> RunManifest:
-        return find_manifest(self.store, self.layout, run_id, self.location)
-
     def status(self, manifest: RunManifest) -> RunStatus:
         """Where the run stands; missing shards whose runner is gone count as lost."""
         root = str(self.data_dir)
@@ -130,16 +124,6 @@ class EmbeddedTarget:
             runner_alive=lambda run_id: run_alive(root, run_id),
         )  # fmt: skip
 
-    def resolve(self, ref: str) -> str:
-        return find_run_id(self.store, self.layout, ref)
-
-    def results(self, manifest: RunManifest) -> pa.Table:
-        """The committed points, each object checked against its commit (``CommitError``)."""
-        commits = self.committed(manifest)
-        bodies = read_committed(self.store, manifest.run_id, commits)
-        schema = points_schema(manifest.spec.kernel)
-        return points_table_of(bodies, schema, manifest.run_id, commits)
-
     def repair(self, manifest: RunManifest, problems: Sequence[CommitProblem]) -> list[int]:
         """Retire the damaged objects' commits (their success records and the objects) and
         redrive: the shards run again and commit fresh points."""
@@ -157,10 +141,6 @@ class EmbeddedTarget:
             if problem.key.startswith(prefix):
                 store.delete(problem.key)
         return self.redrive(manifest.run_id)
-
-    def verify(self, manifest: RunManifest) -> list[CommitProblem]:
-        schema = points_schema(manifest.spec.kernel)
-        return verify_points(self.store, schema, manifest.run_id, self.committed(manifest))
 
     def committed(self, manifest: RunManifest) -> list[PointsCommit]:
         """The run's committed points objects; the success records come through the outcome
