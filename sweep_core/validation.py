@@ -100,14 +100,18 @@ def validate_request(
     if problem is not None:
         code = "INVALID_REQUEST" if problem.path == "$" else "UNSUPPORTED_SCHEMA_VERSION"
         raise ContractError([problem], code=code)
+    kernels = _default_catalog() if catalog is None else catalog
     problems = [*schema_problems(raw), *_non_finite(raw, [])]
     if problems:
-        raise ContractError(problems)
+        if len(problems) < _EXPLAINED:
+            beside = _parameter_problems_beside(raw, kernels, problems)
+            problems += itertools.islice(beside, _EXPLAINED + 1 - len(problems))
+        raise ContractError(_bounded(problems))
     request = converter.structure(raw, SweepRequest)
     if catalog is None:
         from sweep_core.kernels import KERNELS
 
-        problems = semantic_problems(request, _default_catalog(), KERNELS.describe_unknown)
+        problems = semantic_problems(request, kernels, KERNELS.describe_unknown)
     else:
         problems = semantic_problems(request, catalog)
     if problems:
@@ -290,6 +294,40 @@ def semantic_problems(
         return [Problem("$.kernel", message)]
     found = itertools.chain(_sampling_problems(request), _parameter_problems(request, kernel))
     return list(itertools.islice(found, _EXPLAINED + 1))
+
+
+def _parameter_problems_beside(
+    raw: Any, catalog: KernelCatalog, found: Sequence[Problem]
+) -> Iterator[Problem]:
+    """Bounds problems in the parameters and axes the schema accepted, when it rejected other
+    parts: one answer then lists both kinds, as users fix them in one go. Paths the schema (or
+    the finiteness check) flagged, and everything above or below them, are left alone."""
+    kernel = catalog.get(raw.get("kernel")) if isinstance(raw.get("kernel"), str) else None
+    if kernel is None:
+        return
+    flagged = [p.path for p in found]
+
+    def untouched(path: str) -> bool:
+        return not any(_overlaps(path, other) for other in flagged)
+
+    params = raw.get("params")
+    if isinstance(params, Mapping):
+        for name, value in params.items():
+            param = kernel.param(name)
+            if param is not None and untouched(path_of(["params", name])):
+                yield from _value_problems(param, value, ["params", name])
+    axes = raw.get("axes")
+    if isinstance(axes, Mapping):
+        for name, value in axes.items():
+            param = kernel.param(name)
+            if param is not None and untouched(path_of(["axes", name])):
+                yield from _axis_problems(param, converter.structure(value, Axis))
+
+
+def _overlaps(path: str, other: str) -> bool:
+    """Whether one path is the other or lies inside it."""
+    inner, outer = (path, other) if len(path) >= len(other) else (other, path)
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
 
 
 def _sampling_problems(request: SweepRequest) -> Iterator[Problem]:

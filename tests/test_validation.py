@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -48,6 +49,46 @@ def test_schema_problems_are_all_reported_with_paths(gbm_request: dict[str, Any]
             "$.seed: must be >= 0",
             "$.sharding: give exactly one of shard_count, shard_size",
             "$.sampling: is required",
+        ]
+    )
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_the_readme_example_reports_its_schema_and_its_bounds_problem() -> None:
+    """README's example: a schema problem and a parameter out of bounds, in one answer."""
+    spec = json.loads((EXAMPLES / "gbm_grid.json").read_text())
+    spec["axes"]["sigma"]["linspace"]["num"] = 0
+    spec["params"]["rate"] = 7
+    with pytest.raises(ContractError) as caught:
+        parse_request(spec)
+    shown = "invalid sweep request:\n" + "\n".join(f"  {p}" for p in caught.value.problems)
+    assert shown == (
+        "invalid sweep request:\n"
+        "  $.axes.sigma.linspace.num: must be >= 1\n"
+        "  $.params.rate: 7 is out of bounds: rate must be in [-0.5, 1]"
+    )
+    assert shown in README.read_text()
+
+
+def test_bounds_are_not_checked_where_the_schema_already_found_a_problem(
+    gbm_request: dict[str, Any],
+) -> None:
+    gbm_request["axes"]["sigma"] = {"linspace": {"start": -9, "stop": 0.5, "num": 0}}
+    gbm_request["axes"]["strike"] = {"values": [-5, 90]}
+    gbm_request["params"]["rate"] = float("nan")
+    gbm_request["params"]["s0"] = -1.0
+    gbm_request["colour"] = "blue"
+    assert sorted(problems_of(gbm_request)) == sorted(
+        [
+            "$.axes.sigma.linspace.num: must be >= 1",
+            "$.axes.strike.values[0]: -5 is out of bounds: strike must be in [1e-06, 1000000000]",
+            "$.colour: unknown field; expected one of axes, client_token, kernel, label, "
+            "params, sampling, schema_version, seed, sharding",
+            "$.params.rate: must be a finite number (NaN and Infinity are not allowed)",
+            "$.params.s0: -1.0 is out of bounds: s0 must be in [1e-06, 1000000000]",
         ]
     )
 
