@@ -1,0 +1,125 @@
+"""Where a run stands, read side: a success beats earlier failures, a redrive awaits one newer
+record per shard, an attempt seen twice counts once. Expected counts are written out here."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from runtime.adapters.local_store import LocalStore
+from sweep_core.contract import RedriveRecord, RedrivenShard
+from sweep_core.layout import Layout
+from sweep_core.runs import (
+    ShardRecords,
+    failed_shards,
+    find_manifest,
+    shard_records,
+    tally,
+)
+
+RUN = "20261123T152100Z-1a2b3c4d"
+
+
+def records(*entries: tuple[str, int, int | None]) -> ShardRecords:
+    return ShardRecords.from_entries(entries)
+
+
+def redrive(number: int, **failed_attempts: int) -> RedriveRecord:
+    shards = tuple(
+        RedrivenShard(shard=int(name.removeprefix("s")), failed_attempts=count)
+        for name, count in failed_attempts.items()
+    )
+    return RedriveRecord(RUN, number, "2026-11-23T15:30:00+00:00", shards)
+
+
+def test_a_success_beats_earlier_failures() -> None:
+    seen = records(("failure", 3, 1), ("failure", 3, 2), ("success", 3, None), ("failure", 4, 1))
+    assert seen.succeeded == frozenset({3})
+    assert seen.failed_attempts == Counter({3: 2, 4: 1})
+    status = tally(RUN, total=5, points_total=50, records=seen)
+    assert (status.succeeded, status.failed, status.missing) == (1, 1, 3)
+    assert status.failed_attempts == 3
+    assert not status.settled
+    assert status.as_dict() == {
+        "run_id": RUN,
+        "points": 50,
+        "shards": 5,
+        "succeeded": 1,
+        "failed": 1,
+        "missing": 3,
+        "failed_attempts": 3,
+    }
+
+
+def test_a_success_after_a_failure_in_any_order_is_a_success() -> None:
+    seen = records(("success", 0, None), ("failure", 0, 1))
+    assert failed_shards(seen) == set()
+    assert tally(RUN, 1, 10, seen).settled
+
+
+def test_an_attempt_seen_twice_counts_once() -> None:
+    # A compaction copies records before deleting the shard objects: both can be listed.
+    seen = records(("failure", 1, 1), ("failure", 1, 1), ("failure", 1, 2), ("success", 2, None))
+    assert seen.failed_attempts == Counter({1: 2})
+    status = tally(RUN, 2, 20, seen)
+    assert (status.succeeded, status.failed, status.failed_attempts) == (1, 1, 2)
+    assert status.settled
+
+
+def test_a_redriven_shard_is_missing_until_it_has_a_newer_record() -> None:
+    seen = records(("failure", 0, 1), ("failure", 1, 1), ("failure", 2, 1), ("failure", 2, 2))
+    drives = [redrive(1, s0=1, s2=1)]
+    # shard 0: redriven with one failure, none newer yet -> awaited; shard 1: never redriven;
+    # shard 2: redriven at one failure and has failed again since -> failed for good.
+    assert failed_shards(seen, drives) == {1, 2}
+    status = tally(RUN, 3, 30, seen, drives)
+    assert (status.succeeded, status.failed, status.missing) == (0, 2, 1)
+    assert status.failed_attempts == 4
+
+
+def test_the_latest_redrive_of_a_shard_decides() -> None:
+    seen = records(("failure", 0, 1), ("failure", 0, 2))
+    assert failed_shards(seen, [redrive(1, s0=1)]) == {0}
+    assert failed_shards(seen, [redrive(1, s0=1), redrive(2, s0=2)]) == set()
+    assert failed_shards(seen, [redrive(2, s0=2), redrive(1, s0=1)]) == set()
+
+
+def test_a_redrive_listing_no_failures_awaits_nothing() -> None:
+    # A shard redriven before it had any failure record (an older redrive) still counts as
+    # failed once it has one: 1 > 0.
+    seen = records(("failure", 5, 1))
+    assert failed_shards(seen, [redrive(1, s5=0)]) == {5}
+    assert failed_shards(seen, [redrive(1, s6=3)]) == {5}
+
+
+def test_shard_records_read_success_and_failure_keys_of_the_run(tmp_path: Path) -> None:
+    store, layout = LocalStore(tmp_path), Layout("results")
+    for key in (
+        layout.failure_key(RUN, 7, 1),
+        layout.failure_key(RUN, 7, 2),
+        layout.success_key(RUN, 7),
+        layout.failure_key(RUN, 9, 1),
+        layout.success_key(RUN, 12),
+    ):
+        assert store.put_if_absent(key, b"")
+    seen = shard_records(store, layout, RUN)
+    assert seen.succeeded == frozenset({7, 12})
+    assert seen.failed_attempts == Counter({7: 2, 9: 1})
+
+
+def test_a_stray_object_among_the_outcomes_is_an_error_naming_it(tmp_path: Path) -> None:
+    store, layout = LocalStore(tmp_path), Layout("results")
+    stray = f"{layout.outcomes_prefix(RUN)}status=success/notes.txt"
+    store.put_if_absent(stray, b"")
+    with pytest.raises(ValueError, match="notes.txt"):
+        shard_records(store, layout, RUN)
+
+
+def test_find_manifest_names_the_run_and_where_it_looked(tmp_path: Path) -> None:
+    store, layout = LocalStore(tmp_path), Layout("results")
+    with pytest.raises(LookupError, match=f"^no run {RUN} in the data folder$"):
+        find_manifest(store, layout, RUN, "the data folder")
+    with pytest.raises(LookupError, match=r"^'nope' is not a run id \(like"):
+        find_manifest(store, layout, "nope", "the data folder")
