@@ -240,6 +240,45 @@ def test_a_failed_check_removes_the_new_files_and_deletes_nothing(
     assert compaction_records(settled.store, settled.layout, settled.run_id) == []
 
 
+@pytest.mark.parametrize(
+    ("table", "column", "changed"),
+    [
+        ("/points/", "price", lambda v: v + 0.5),  # a double
+        ("/points/", "option", lambda v: "put"),  # a string of the same length
+        ("/status=success/", "started_at", lambda v: v + timedelta(milliseconds=1)),
+        ("/status=failure/", "error_message", lambda v: v.upper()),
+        ("/status=success/", "error_code", lambda v: "X"),  # a null becomes a value
+    ],
+)
+def test_one_changed_value_makes_the_compaction_refuse(
+    settled: Fixture,
+    monkeypatch: pytest.MonkeyPatch,
+    table: str,
+    column: str,
+    changed: Any,
+) -> None:
+    """Same rows, same key sum: only the digest of every value can tell the files differ."""
+    before = settled.objects()
+    real_add = compact_module._CompactedWriter.add
+    done: list[str] = []
+
+    def change_one_value(self: Any, rows: pa.Table) -> None:
+        if table in self.part.prefix and not done and rows.num_rows:
+            index = rows.schema.get_field_index(column)
+            values = rows[column].to_pylist()
+            values[-1] = changed(values[-1])
+            rows = rows.set_column(index, rows.field(index), pa.array(values, rows[column].type))
+            done.append(column)
+        real_add(self, rows)
+
+    monkeypatch.setattr(compact_module._CompactedWriter, "add", change_one_value)
+    with pytest.raises(CompactionError, match="do not hold exactly"):
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert done == [column]
+    assert settled.objects() == before
+    assert compaction_records(settled.store, settled.layout, settled.run_id) == []
+
+
 def test_an_interrupted_deletion_is_finished_by_the_next_run(
     settled: Fixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
