@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -240,6 +241,39 @@ def test_a_run_over_the_limits_is_refused_before_any_write(
     assert says in error.problems[0].message
     assert all_files(tmp_path) == []
     assert parent.invoker.calls == []
+
+
+def _strikes(count: int) -> list[float]:
+    return [round(1.0 + i * 0.123456789, 9) for i in range(count)]
+
+
+def test_a_request_whose_shard_tasks_would_not_fit_an_async_invoke_is_refused(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    # 20,000 strikes of ~13 characters: a task carries the request, ~300 KB > 256 KiB.
+    request_["axes"]["strike"] = {"values": _strikes(20_000)}
+    request_["sharding"] = {"shard_count": 4}
+    assert len(json.dumps(request_)) > 256 * 1024
+    parent = Parent(tmp_path)
+    error = rejected(parent.submit(request_), 400).error
+    assert error.code == "REQUEST_TOO_LARGE"
+    [problem] = error.problems
+    assert problem.path == "$.axes"
+    assert "over the 262,144-byte limit of an asynchronous invocation" in problem.message
+    assert all_files(tmp_path) == []
+    assert parent.invoker.calls == []
+
+
+def test_a_request_whose_shard_tasks_fit_an_async_invoke_is_accepted(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    request_["axes"]["strike"] = {"values": _strikes(17_500)}
+    request_["sharding"] = {"shard_count": 4}
+    parent = Parent(tmp_path)
+    assert accepted(parent.submit(request_)).shard_count == 4
+    sizes = [len(dumps(task).encode()) for task in parent.invoker.tasks]
+    assert len(sizes) == 4
+    assert 240 * 1024 < max(sizes) <= 256 * 1024
 
 
 def test_repeating_a_client_token_answers_with_the_first_run_and_dispatches_nothing(
