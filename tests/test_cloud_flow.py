@@ -3,12 +3,14 @@ recorder → the layout in (moto) S3 → the shipped queries on DuckDB over that
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
@@ -199,14 +201,38 @@ def test_unknown_run_and_route_are_404_and_internals_never_leak(
 
 
 @pytest.mark.parametrize(
-    ("fixture", "code"),
+    ("fixture", "code", "message"),
     [
-        ("lambda_on_failure_killed.json", "WORKER_DIED"),
-        ("lambda_on_failure_timeout.json", "TIMEOUT"),
+        (
+            "lambda_on_failure_killed.json",
+            "WORKER_DIED",
+            "the worker was killed, most likely out of memory (after 3 attempts): RequestId: "
+            "e4b46cbf-b738-4a4e-8880-a18cdf61200e Error: Runtime exited with error: signal: killed",
+        ),
+        (
+            "lambda_on_failure_timeout.json",
+            "TIMEOUT",
+            "the worker ran out of time (after 3 attempts): 2026-11-23T12:16:59.100Z "
+            "e4b46cbf-b738-4a4e-8880-a18cdf61200e Task timed out after 900.00 seconds",
+        ),
+        (
+            # never run: it waited in the async queue past the maximum event age
+            "lambda_on_failure_expired.json",
+            "EVENT_EXPIRED",
+            "the invocation waited too long in the queue: ",
+        ),
+        (
+            # an unhandled error on every attempt, not a crash or timeout
+            "lambda_on_failure_retries.json",
+            "RETRIES_EXHAUSTED",
+            "every attempt failed (after 3 attempts): ClientError: An error occurred (SlowDown) "
+            "when calling the PutObject operation (reached max retries: 4): Please reduce your "
+            "request rate.",
+        ),
     ],
 )
 def test_failure_recorder_turns_destination_records_into_failures(
-    cloud: tuple[Any, CapturedLambda], fixture: str, code: str
+    cloud: tuple[Any, CapturedLambda], fixture: str, code: str, message: str
 ) -> None:
     s3, _ = cloud
     result = lambda_entry.failure_recorder(event(fixture), context())
@@ -216,6 +242,9 @@ def test_failure_recorder_turns_destination_records_into_failures(
         "results/outcomes/run_date=2026-11-23/run_id=20261123T120000Z-0a1b2c3d/"
         "status=failure/shard=00003-attempt=0001.parquet"
     ]
+    body = s3.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read()
+    [row] = pq.read_table(io.BytesIO(body)).to_pylist()
+    assert (row["shard"], row["error_code"], row["error_message"]) == (3, code, message)
 
 
 def test_environment_is_validated_at_cold_start() -> None:
