@@ -23,6 +23,7 @@ import pytest
 from jsonschema import Draft4Validator
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
+from test_iam_policies import evaluate
 from test_infra_mocks import (
     ACCOUNT,
     API_ID,
@@ -40,7 +41,7 @@ from infra.api import ACCESS_LOG_FORMAT, Api, api_document, document_digest
 from infra.artifacts import resolve_artifacts
 from infra.compute import HANDLERS, Functions
 from infra.config import ATHENA_RESULTS_PREFIX, FUNCTION_ROLES, ArtifactSettings
-from infra.iam import FunctionRoles, api_gateway_logs_policy, tls_only_bucket_policy
+from infra.iam import FunctionRoles, tls_only_bucket_policy
 from infra.packaging import Target
 from infra.stack import OUTPUT_NAMES, PROJECT_ROOT
 from infra.storage import PrivateBucket, ResultsStore
@@ -427,9 +428,24 @@ def test_the_api_gateway_logging_role_writes_only_the_access_log_group(
     [account] = stack.of_type("aws:apigateway/account:Account")
     role = stack.one("aws:iam/role:Role", "api-cloudwatch")
     assert account.inputs["cloudwatchRoleArn"] == role.state["arn"]
-    policy = stack.one("aws:iam/rolePolicy:RolePolicy", "api-cloudwatch")
-    expected = api_gateway_logs_policy("aws", REGION, ACCOUNT, stack.config.access_log_group_name)
-    assert json.loads(policy.inputs["policy"]) == expected
+    policy = [
+        json.loads(stack.one("aws:iam/rolePolicy:RolePolicy", "api-cloudwatch").inputs["policy"])
+    ]
+    access = stack.one("aws:cloudwatch/logGroup:LogGroup", "api-access").state["arn"]
+    assert access.endswith(f":log-group:{stack.config.access_log_group_name}")
+    others = [
+        stack.one("aws:cloudwatch/logGroup:LogGroup", f"compute-{role}").state["arn"]
+        for role in ("parent", "worker", "recorder")
+    ] + [f"{access}-other", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:API-Gateway-Execution-Logs"]
+    for group in [access, *others]:
+        stream = f"{group}:log-stream:0123456789abcdef"
+        expected = "allow" if group == access else "implicit"
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
+            assert evaluate(policy, action, stream) == expected, (action, group)
+        # it may list log groups (names only) but never make, delete or retain one
+        assert evaluate(policy, "logs:DescribeLogGroups", f"{group}:*") == "allow"
+        for action in ("logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy"):
+            assert evaluate(policy, action, f"{group}:*") == "implicit", (action, group)
 
 
 # --- analytics -------------------------------------------------------------------------------
@@ -481,12 +497,15 @@ def written(tmp_path_factory: pytest.TempPathFactory, stack: BuiltStack) -> Path
     return root
 
 
-def _athena_types() -> dict[str, str]:
-    """Arrow type → Athena type, as sweep_core.tables declares them (the one mapping)."""
-    columns = list(OUTCOMES.columns) + [
-        c for k in catalog().values() for c in points_table(k).columns
-    ]
-    return {str(c.arrow_type): c.athena_type for c in columns}
+ATHENA_TYPE_OF_PARQUET: dict[str, str] = {
+    # Parquet (as pyarrow reads it) -> the Athena type that reads it without conversion: the
+    # table in Athena's "Data types" page for Parquet, written here, not taken from the code.
+    "int32": "int",
+    "int64": "bigint",
+    "double": "double",
+    "string": "string",
+    "timestamp[ms, tz=UTC]": "timestamp",
+}
 
 
 def _glue_columns(table: Registered) -> list[tuple[str, str]]:
@@ -494,7 +513,7 @@ def _glue_columns(table: Registered) -> list[tuple[str, str]]:
 
 
 def _parquet_columns(path: Path) -> list[tuple[str, str]]:
-    types = _athena_types()
+    types = ATHENA_TYPE_OF_PARQUET
     return [(f.name, types[str(f.type)]) for f in pq.read_schema(path)]
 
 
@@ -734,6 +753,15 @@ def test_a_missing_prebuilt_artifact_fails_the_build_early(tmp_path: Path) -> No
 
 
 def test_the_reverse_type_map_the_column_checks_use_is_unambiguous() -> None:
-    types = _athena_types()
+    types = ATHENA_TYPE_OF_PARQUET
     assert len(set(types.values())) == len(types)
     assert types[str(pa.timestamp("ms", tz="UTC"))] == "timestamp"
+
+
+def test_every_declared_column_has_the_athena_type_of_its_parquet_type() -> None:
+    columns = list(OUTCOMES.columns) + [
+        c for k in catalog().values() for c in points_table(k).columns
+    ]
+    assert {c.type for c in columns} == {"int32", "int64", "double", "string", "timestamp"}
+    for column in columns:
+        assert column.athena_type == ATHENA_TYPE_OF_PARQUET[str(column.arrow_type)], column
