@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.adapters.local_store import LocalStore
-from sweep_core.contract import RedriveRecord, RedrivenShard
+from sweep_core.contract import RedrivenShard, RedriveRecord
 from sweep_core.layout import Layout
 from sweep_core.runs import (
     ShardRecords,
@@ -113,7 +113,7 @@ def test_a_stray_object_among_the_outcomes_is_an_error_naming_it(tmp_path: Path)
     store, layout = LocalStore(tmp_path), Layout("results")
     stray = f"{layout.outcomes_prefix(RUN)}status=success/notes.txt"
     store.put_if_absent(stray, b"")
-    with pytest.raises(ValueError, match="notes.txt"):
+    with pytest.raises(ValueError, match=r"notes\.txt"):
         shard_records(store, layout, RUN)
 
 
