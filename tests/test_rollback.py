@@ -67,15 +67,24 @@ def test_each_export_names_the_artifacts_its_functions_ran() -> None:
 
 def test_a_resource_pending_deletion_is_not_what_ran() -> None:
     data = export(V13)
+    # v13 replaced the worker: the old one, on v12's code and deps layer, awaits deletion
+    [old_worker] = [r for r in resources(data, rollback.FUNCTION) if r.get("delete")]
+    assert old_worker["outputs"]["name"] == "sweep-sandbox-worker"
+    assert old_worker["outputs"]["s3Key"] == f"lambda/code/{digest('code v12')}.zip"
     stale = [r for r in resources(data, rollback.LAYER_VERSION) if r.get("delete")]
     assert stale, "the v13 fixture keeps the replaced deps layer version, marked for deletion"
     assert stale[0]["outputs"]["s3Key"] == f"lambda/layer/{digest('layer deps a')}.zip"
+    assert stale[0]["outputs"]["arn"] in old_worker["outputs"]["layers"]
 
-    assert (
+    deployed = rollback.deployed_artifacts(data)
+    assert deployed.code_key == f"lambda/code/{digest('code v13')}.zip"
+    assert deployed.layer_keys["deps"] == f"lambda/layer/{digest('layer deps b')}.zip"
+    assert deployed.functions.count("sweep-sandbox-worker") == 1
+
+    # the same state with the old worker and its layer live again is two deployments at once
+    del old_worker["delete"], stale[0]["delete"]
+    with pytest.raises(rollback.RollbackError, match="ran different code"):
         rollback.deployed_artifacts(data)
-        .layer_keys["deps"]
-        .endswith(f"{digest('layer deps b')}.zip")
-    )
 
 
 def test_the_rollback_config_selects_existing_objects_and_clears_absent_layers() -> None:
