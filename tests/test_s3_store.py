@@ -23,6 +23,7 @@ from moto.core import set_initial_no_auth_action_count
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
+from infra.iam import POLICIES, PolicyTargets
 from runtime.adapters.local_store import LocalContext, LocalStore
 from runtime.adapters.s3 import S3Store, s3_client
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
@@ -504,30 +505,25 @@ def test_a_throttled_store_records_the_attempt_and_reraises(s3: Any, gbm: dict[s
 
 
 def worker_policy(bucket: str, prefix: str) -> dict[str, Any]:
-    """The worker role's S3 permissions: write and read outcomes and points, list the bucket.
+    """The worker role's policy document as the stack deploys it (``infra.iam``), for ``bucket``
+    and ``prefix``: S3, and the Lambda and logs grants moto's S3 never asks about.
 
-    HeadObject is authorised by s3:GetObject; ListBucket lets a missing key answer 404, not 403.
+    moto checks actions and resources, not conditions (the ``s3:prefix`` of ListBucket);
+    tests/test_iam_policies.py evaluates those.
     """
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "WriteResults",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
-                "Resource": [
-                    f"arn:aws:s3:::{bucket}/{prefix}/outcomes/*",
-                    f"arn:aws:s3:::{bucket}/{prefix}/points/*",
-                ],
-            },
-            {
-                "Sid": "ListResults",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": [f"arn:aws:s3:::{bucket}"],
-            },
-        ],
-    }
+    targets = PolicyTargets(
+        partition="aws",
+        region=REGION,
+        account=DEFAULT_ACCOUNT_ID,
+        bucket=bucket,
+        prefix=prefix,
+        parent_function="sweep-test-parent",
+        worker_function="sweep-test-worker",
+        recorder_function="sweep-test-recorder",
+        database="sweep_test",
+        tables=("outcomes", "manifests"),
+    )
+    return POLICIES["worker"](targets)
 
 
 SETUP_CALLS = 4
@@ -584,7 +580,10 @@ def test_enforcement_is_real_a_worker_without_points_access_is_denied(
 ) -> None:
     """The same set-up with the points/ resource left out: the first points write fails."""
     policy = worker_policy(BUCKET, LAYOUT.prefix)
-    policy["Statement"][0]["Resource"] = [f"arn:aws:s3:::{BUCKET}/{LAYOUT.prefix}/outcomes/*"]
+    [write] = [s for s in policy["Statement"] if s["Sid"] == "WriteShardResults"]
+    points = f"arn:aws:s3:::{BUCKET}/{LAYOUT.prefix}/points/*"
+    assert points in write["Resource"]
+    write["Resource"] = [r for r in write["Resource"] if r != points]
     with mock_aws():
         s3_client(REGION).create_bucket(Bucket=BUCKET)
         iam = _iam()
