@@ -273,6 +273,41 @@ def test_a_503_is_retried_with_the_same_client_token(start_gateway: StartGateway
     assert not accepted.existing
 
 
+class LostAnswerGateway(Gateway):
+    """Accepts the first submit, then loses the answer: the client sees a 503 for a request
+    that was processed (a gateway timeout after the backend did the work)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.processed: list[Response] = []
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+        response = super().handle(method, path, headers, body)
+        if method == "POST" and path == "/runs":
+            self.processed.append(response)
+            if len(self.processed) == 1:
+                return Response(503, {"message": "Service Unavailable"})
+        return response
+
+
+def test_a_retry_after_a_lost_answer_finds_the_run_and_starts_no_second(
+    start_gateway: StartGateway,
+) -> None:
+    server = start_gateway(gateway_class=LostAnswerGateway)
+    sleeps: list[float] = []
+    accepted = remote(server, retries=3, sleeps=sleeps).submit(tiny_request())
+    gateway = server.gateway
+    assert isinstance(gateway, LostAnswerGateway)
+    assert [r.status for r in gateway.processed] == [202, 202]
+    first = gateway.processed[0].body
+    assert first["run_id"] == accepted.run_id
+    assert not first["existing"]
+    assert accepted.existing  # the retry found the run the lost answer was about
+    assert len(sleeps) == 1
+    manifests = sorted(gateway.target.data_dir.rglob("manifest.json"))
+    assert [m.parent.name for m in manifests] == [f"run_id={accepted.run_id}"]
+
+
 def test_retries_give_up_with_the_last_answer(start_gateway: StartGateway) -> None:
     class Down(Gateway):
         def handle(self, *args: Any) -> Response:
