@@ -35,15 +35,18 @@ WORKER, DISPATCHER = "sweep-worker", "sweep-dispatcher"
 
 
 class FakeLambda:
-    """Records every ``invoke``; may sleep like a network round trip, or fail chosen calls."""
+    """Records every ``invoke``; may sleep like a network round trip, wait at a barrier until
+    ``meet.parties`` calls are in flight together, or fail chosen calls."""
 
     def __init__(
         self,
         delay_s: float = 0.0,
         fails: Callable[[str, bytes], bool] = lambda function, payload: False,
         status: int = 202,
+        meet: threading.Barrier | None = None,
     ) -> None:
         self.delay_s = delay_s
+        self.meet = meet
         self.fails = fails
         self.status = status
         self.calls: list[tuple[str, str, bytes]] = []
@@ -57,6 +60,8 @@ class FakeLambda:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
+            if self.meet is not None:
+                self.meet.wait(timeout=10)  # broken (and the test failed) unless all arrive
             if self.delay_s:
                 time.sleep(self.delay_s)
             if self.fails(FunctionName, Payload):
@@ -139,14 +144,16 @@ def test_dispatch_slices_go_to_the_dispatcher_function() -> None:
 
 
 def test_invokes_run_concurrently_but_never_more_than_the_threads() -> None:
-    fake = FakeLambda(delay_s=0.02)
+    # Each call waits until four are in flight together: with fewer threads the barrier
+    # breaks; with more, a fifth call is in flight while four wait.
+    meet = threading.Barrier(4)
+    fake = FakeLambda(meet=meet)
 
-    started = time.perf_counter()
     LambdaInvoker(fake, WORKER, DISPATCHER, threads=4).invoke_async(tasks(40))
-    elapsed = time.perf_counter() - started
 
+    assert not meet.broken
+    assert len(fake.calls) == 40
     assert fake.most_in_flight == 4
-    assert elapsed < 40 * 0.02 * 0.75  # one at a time takes 0.8 s; four at a time 0.2 s
 
 
 def test_an_oversize_payload_is_refused_before_any_invoke() -> None:
