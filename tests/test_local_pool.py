@@ -4,6 +4,7 @@ ends with exactly one record, whatever happens to the process running it."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import time
 from pathlib import Path
@@ -22,6 +23,15 @@ def _gbm(spec: dict[str, Any], points: int, paths: int, shard_size: int) -> dict
     spec["axes"] = {"sigma": {"linspace": {"start": 0.1, "stop": 0.6, "num": points}}}
     spec["sharding"] = {"shard_size": shard_size}
     return spec
+
+
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63}[platform.machine()]
+
+
+def _waits_for_a_task(pid: int) -> bool:
+    """Whether the worker process is blocked reading its standard input (its next task)."""
+    number, first_argument, *_ = Path(f"/proc/{pid}/syscall").read_text().split()
+    return number == str(_READ_SYSCALL) and int(first_argument, 16) == 0
 
 
 def _failures(run: Run) -> list[dict[str, Any]]:
@@ -44,9 +54,15 @@ def test_reports_that_pile_up_while_the_supervisor_is_busy_all_end_their_shards(
         time.sleep(0.001)
     with pool._lock:  # taken once the supervisor has handed out the first two shards
         done = [layout.success_key(accepted.run_id, shard) for shard in (0, 1)]
-        while not all(map(store.exists, done)) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)  # the reports follow the records
+        [worker] = pool.busy_pids()
+        # A worker writes a shard's report before it reads its next task: once both records
+        # exist and it waits on its input again, both reports are in the pipe.
+        while time.monotonic() < deadline and not (
+            all(map(store.exists, done)) and _waits_for_a_task(worker)
+        ):
+            time.sleep(0.001)
+        assert all(map(store.exists, done))
+        assert _waits_for_a_task(worker)
     assert target.join(30), "the pool never went idle: a worker's report was left unread"
     status = Run(accepted.run_id, target, accepted).status()
     assert (status.succeeded, status.failed, status.missing) == (3, 0, 0)
@@ -57,15 +73,22 @@ def test_a_killed_worker_fails_its_running_shard_and_no_other(
 ) -> None:
     # One worker and many shards: besides the shard it runs, the worker holds the next one
     # queued in its pipe. Killing it fails the first; the queued one runs on its replacement.
+    # The worker is stopped (SIGSTOP) before any shard reaches it, so however fast the machine,
+    # its first shard has not ended when it is killed.
     target = EmbeddedTarget.from_env(tmp_path, workers=1)
-    accepted = target.submit(_gbm(gbm_request, points=8, paths=1_000_000, shard_size=1))
-    run = Run(accepted.run_id, target, accepted)
     pool = target.invoker.pool  # type: ignore[attr-defined]
+    pool.warm_up()
+    [worker] = pool.worker_pids()
+    os.kill(worker, signal.SIGSTOP)
+    accepted = target.submit(_gbm(gbm_request, points=8, paths=16, shard_size=1))
+    run = Run(accepted.run_id, target, accepted)
     deadline = time.monotonic() + 30
     while not pool.busy_pids() and time.monotonic() < deadline:
         time.sleep(0.001)
     with pool._lock:  # the supervisor hands out both shards before it lets go
-        os.kill(pool.busy_pids()[0], signal.SIGKILL)
+        assert pool.busy_pids() == [worker]
+        os.kill(worker, signal.SIGKILL)
+    pool.release()
 
     status = run.wait(timeout=60, progress=False)
     assert (status.succeeded, status.failed, status.missing) == (7, 1, 0)
