@@ -313,13 +313,13 @@ def test_importing_the_program_creates_no_resource(restored: None) -> None:
     pulumi.runtime.set_mocks(
         mocks, project="sweep", stack="sandbox", preview=False, monitor=monitor
     )
+
     # Pulumi registers resources on its event loop, after the code that declares them returns:
     # run_pulumi_func waits for every pending registration before the assertion looks.
-    _sync_await(
-        run_pulumi_func(
-            lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="imported_by_a_test")
-        )
-    )
+    def import_the_program() -> None:
+        runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="imported_by_a_test")
+
+    _sync_await(run_pulumi_func(import_the_program))
     # The root stack resource run_pulumi_func itself registers, and nothing else.
     assert [r.type for r in monitor.registered] == ["pulumi:pulumi:Stack"]
 
