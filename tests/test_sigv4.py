@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -191,3 +191,123 @@ def test_credentials_never_print_their_secret() -> None:
 
 def _without(headers: dict[str, str], name: str) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k != name}
+
+
+# --- the exact reasons a 403 body gives ----------------------------------------------------------
+
+
+def _authorization(headers: dict[str, str], value: str) -> dict[str, str]:
+    return {**headers, "Authorization": value}
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (
+            lambda h: _without(h, "Authorization"),
+            "missing Authorization header (sign the request with SigV4)",
+        ),
+        (lambda h: _without(h, "X-Amz-Date"), "missing X-Amz-Date header"),
+        (
+            lambda h: {**h, "X-Amz-Content-SHA256": "0" * 64},
+            "X-Amz-Content-SHA256 does not match the body",
+        ),
+        (
+            lambda h: {**h, "Content-Type": "text/plain"},
+            "signature does not match: check the secret key, and that the method, path, body "
+            "and signed headers reach the server as they were signed",
+        ),
+        (
+            lambda h: _authorization(h, h["Authorization"].split(", Signature")[0]),
+            "malformed Authorization header: no Signature",
+        ),
+        (
+            lambda h: _authorization(h, "AWS4-HMAC-SHA256 Signature=abc"),
+            "malformed Authorization header: no Credential, SignedHeaders",
+        ),
+        (
+            lambda h: _authorization(
+                h, h["Authorization"].replace("/aws4_request", "/aws4_request/extra")
+            ),
+            "malformed Authorization header: Credential must be "
+            "ACCESS_KEY/YYYYMMDD/REGION/SERVICE/aws4_request",
+        ),
+        (
+            lambda h: _authorization(h, h["Authorization"].replace("/aws4_request", "/aws4")),
+            "malformed Authorization header: Credential must be "
+            "ACCESS_KEY/YYYYMMDD/REGION/SERVICE/aws4_request",
+        ),
+        (
+            lambda h: _authorization(h, h["Authorization"].replace("AKIDLOCAL/", "/")),
+            "malformed Authorization header: Credential must be "
+            "ACCESS_KEY/YYYYMMDD/REGION/SERVICE/aws4_request",
+        ),
+    ],
+)
+def test_each_refusal_says_exactly_why(
+    tamper: Callable[[dict[str, str]], dict[str, str]], reason: str
+) -> None:
+    assert verify(tamper(signed())) == reason
+
+
+def test_token_refusals_say_exactly_why() -> None:
+    def lookup(key: str) -> AwsCredentials | None:
+        return TEMPORARY if key == TEMPORARY.access_key else None
+
+    headers = signed(TEMPORARY)
+    wrong = {**headers, "X-Amz-Security-Token": "other"}
+    assert verify(wrong, lookup=lookup) == "the security token is invalid"
+    never_sent = signed(StaticCredentials(TEMPORARY.access_key, TEMPORARY.secret_key))
+    assert verify(never_sent, lookup=lookup) == (
+        "missing X-Amz-Security-Token (these are temporary credentials)"
+    )
+    made_up = signed(StaticCredentials(KEY.access_key, KEY.secret_key, "made-up"))
+    assert verify(made_up) == "unexpected X-Amz-Security-Token for this access key"
+    # a token sent but left out of the signed headers could be swapped in transit
+    unsigned = signed(KEY)
+    unsigned["x-amz-security-token"] = "rides-along"
+    assert verify(unsigned) == "the x-amz-security-token header must be signed"
+
+
+def test_the_skew_limit_is_inclusive() -> None:
+    assert verify(signed(now=NOW - timedelta(minutes=5))) is None
+    assert verify(signed(now=NOW + timedelta(minutes=5))) is None
+    assert "expired or not yet valid" in str(verify(signed(now=NOW - timedelta(seconds=301))))
+
+
+def test_the_query_string_is_signed() -> None:
+    url = "http://127.0.0.1:8080/runs/20261123T152100Z-1a2b3c4d?wait=1&b=2"
+    headers = sign_request("GET", url, b"", KEY, REGION, "execute-api", now=NOW)
+    assert verify(headers, body=b"", url=url, method="GET") is None
+    assert verify(headers, body=b"", url=url.replace("wait=1", "wait=2"), method="GET") == (
+        "signature does not match: check the secret key, and that the method, path, body "
+        "and signed headers reach the server as they were signed"
+    )
+    # the method is compared in upper case, however the server spells it
+    assert verify(headers, body=b"", url=url, method="get") is None
+
+
+def test_times_must_be_timezone_aware() -> None:
+    naive = datetime(2026, 11, 23, 15, 21)
+    with pytest.raises(ValueError, match=r"^times must be timezone-aware \(UTC\)$"):
+        sign_request("GET", URL, b"", KEY, REGION, now=naive)
+    with pytest.raises(ValueError, match=r"^times must be timezone-aware \(UTC\)$"):
+        verify(signed(), now=naive)
+
+
+def test_a_time_in_another_zone_is_the_same_instant() -> None:
+    paris = NOW.astimezone(timezone(timedelta(hours=1)))
+    assert signed(now=paris) == signed(now=NOW)
+    assert verify(signed(), now=paris) is None
+
+
+def test_static_lookup_answers_with_the_key_it_was_asked_for() -> None:
+    lookup = static_lookup({"AKIDONE": "one", "AKIDTWO": "two"})
+    found = lookup("AKIDTWO")
+    assert found is not None
+    assert (found.access_key, found.secret_key, found.token) == ("AKIDTWO", "two", None)
+    assert lookup("AKIDTHREE") is None
+
+
+def test_a_url_without_a_host_has_an_empty_host() -> None:
+    assert host_of("/runs") == ""
