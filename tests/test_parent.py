@@ -9,11 +9,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from attrs import evolve
 
 import runtime.handlers.parent as parent_module
 from runtime.adapters.local_store import LocalContext, LocalStore
-from runtime.handlers.parent import Fanout, ParentDeps, ParentResponse, redrive_run, submit_run
+from runtime.handlers.parent import (
+    Fanout,
+    ParentDeps,
+    ParentResponse,
+    redrive_run,
+    request_digest,
+    submit_run,
+)
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
 from sweep_core import validation
 from sweep_core.contract import AcceptedRun, DispatchSlice, ErrorResponse, ShardTask
@@ -307,6 +316,7 @@ def test_reusing_a_client_token_for_another_request_is_a_conflict_that_writes_no
     error = rejected(parent.submit({**request_, "seed": 43}), 409).error
 
     assert error.code == "CLIENT_TOKEN_REUSED"
+    assert error.message == "this client_token already started a different request; use a new token"
     assert parent.snapshot() == before
     assert len(parent.invoker.calls) == 1
 
@@ -355,9 +365,66 @@ def test_redrive_of_a_complete_run_dispatches_nothing(
 
 def test_redrive_of_an_unknown_run_raises_not_found(tmp_path: Path) -> None:
     parent = Parent(tmp_path)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as caught:
         redrive_run(RUN_ID, parent.deps)
+    assert caught.value.args == (f"no run {RUN_ID}",)
     assert parent.invoker.calls == []
+
+
+class RecordingPartitions:
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str]] = []
+
+    def register_run(self, run_id: str, kernel: str) -> None:
+        self.runs.append((run_id, kernel))
+
+
+def test_each_redrive_writes_the_next_numbered_record_of_what_it_dispatched(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    request_["sharding"] = {"shard_count": 3}
+    parent = Parent(tmp_path)
+    partitions = RecordingPartitions()
+    parent.deps = attrs.evolve(parent.deps, partitions=partitions)
+    run_id = accepted(parent.submit(request_)).run_id
+    tasks = {t.shard: t for t in parent.invoker.tasks}
+    worker = WorkerDeps(parent.store, LAYOUT, parent.clock)
+    run_shard(tasks[0], LocalContext.with_timeout(300), worker)
+    record_failure(tasks[2], "TIMEOUT", "timed out", worker)
+
+    def redrive_record(number: int) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(parent.store.get(LAYOUT.redrive_key(run_id, number)))
+        return loaded
+
+    parent.clock.now = T0 + timedelta(minutes=5)
+    assert redrive_run(run_id, parent.deps) == [1, 2]
+    first = redrive_record(1)
+    assert (first["run_id"], first["number"]) == (run_id, 1)
+    assert first["created_at"] == "2026-01-02T03:09:05+00:00"
+    assert first["shards"] == [
+        {"shard": 1, "failed_attempts": 0},
+        {"shard": 2, "failed_attempts": 1},
+    ]
+    # a concurrent redrive took number 2 first: this one takes 3, and 2 is left as it was
+    taken = b'{"taken": true}'
+    assert parent.store.put_if_absent(LAYOUT.redrive_key(run_id, 2), taken)
+    assert redrive_run(run_id, parent.deps) == [1, 2]
+    assert parent.store.get(LAYOUT.redrive_key(run_id, 2)) == taken
+    assert redrive_record(3)["number"] == 3
+    assert not parent.store.exists(LAYOUT.redrive_key(run_id, 4))
+    assert sorted(parent.store.list(LAYOUT.redrive_prefix(run_id))) == [
+        LAYOUT.redrive_key(run_id, n) for n in (1, 2, 3)
+    ]
+    # every redrive registers the run's partitions again (a new day's may be missing)
+    kernel = request_["kernel"]
+    assert partitions.runs == [(run_id, kernel)] * 3
+
+
+def test_the_request_digest_ignores_the_client_token_only(request_: dict[str, Any]) -> None:
+    one = parse_request({**request_, "client_token": "one"})
+    assert request_digest(one) == request_digest(evolve(one, client_token="two"))
+    assert request_digest(one) == request_digest(evolve(one, client_token=None))
+    assert request_digest(one) != request_digest(evolve(one, seed=one.seed + 1))
 
 
 def test_injected_clock_and_token_make_the_run_id_and_manifest_deterministic(
