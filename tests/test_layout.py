@@ -312,3 +312,17 @@ def test_every_key_of_a_run_names_its_date_and_id_as_partitions() -> None:
     ):
         assert partitions in key, key
         assert key.startswith("results/"), key
+
+
+def test_outcome_keys_are_read_from_their_end_whatever_the_prefix() -> None:
+    # A results prefix may itself look like a partition: the status is the last one.
+    layout = Layout("archive/status=old")
+    run_id = "20261123T152100Z-1a2b3c4d"
+    success, failure = layout.success_key(run_id, 4), layout.failure_key(run_id, 4, 2)
+    assert Layout.outcome_status(success) == "success"
+    assert Layout.outcome_status(failure) == "failure"
+    assert Layout.parse_outcome_key(success) == OutcomeKey("success", 4, None)
+    assert Layout.parse_outcome_key(failure) == OutcomeKey("failure", 4, 2)
+    stray = "results/outcomes/run_date=2026-11-23/shard=00001.parquet"
+    with pytest.raises(ValueError, match=r"^'.*shard=00001\.parquet' is not in an outcome status"):
+        Layout.outcome_status(stray)
