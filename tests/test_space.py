@@ -7,12 +7,16 @@ import math
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import qmc
 
+from sweep_core.contract import Axis
+from sweep_core.convert import converter
+from sweep_core.kernel_spec import ParamSpec
 from sweep_core.kernels import catalog
-from sweep_core.space import PointSpace
+from sweep_core.space import PointSpace, sampled_values
 from sweep_core.validation import parse_request
 
 SIR_FIXED = {"population": 10_000, "r0": 2.0, "gamma": 0.2, "initial_infected": 5, "days": 200}
@@ -148,3 +152,50 @@ def test_seed_changes_random_points_but_not_grid_points() -> None:
     g2 = sir_space(GRID_AXES, {"method": "grid"}, seed=2).decode(np.arange(10))
     assert np.array_equal(g1["r0"], g2["r0"])
     assert math.isclose(float(g1["gamma"][0]), 0.05)
+
+
+# --- uniforms onto sampled axes, values worked out by hand -----------------------------------
+
+_INT = ParamSpec("n", "int", "an integer")
+_FLOAT = ParamSpec("x", "float", "a number")
+
+
+def _sampled(axis: dict[str, Any], param: ParamSpec, u: list[float]) -> list[Any]:
+    values = sampled_values(converter.structure(axis, Axis), param, np.asarray(u))
+    return [v.item() for v in values]
+
+
+def test_an_integer_uniform_axis_gives_each_integer_an_equal_share() -> None:
+    # [1.5, 5.5] holds 2..5: four equal quarters of [0, 1)
+    u = [0.0, 0.2, 0.2499, 0.25, 0.5, 0.75, 0.9999]
+    assert _sampled({"uniform": {"low": 1.5, "high": 5.5}}, _INT, u) == [2, 2, 2, 3, 4, 5, 5]
+
+
+def test_an_integer_loguniform_axis_rounds_a_log_spaced_draw() -> None:
+    # exp(ln 2 + u (ln 200 - ln 2)): 2, 20 at the middle, 200 at the top
+    u = [0.0, 0.5, 0.25, 0.9999999]
+    assert _sampled({"loguniform": {"low": 2, "high": 200}}, _INT, u) == [2, 20, 6, 200]
+
+
+def test_float_axes_scale_the_uniforms() -> None:
+    assert _sampled({"uniform": {"low": 1, "high": 3}}, _FLOAT, [0.0, 0.25, 0.5]) == [
+        1.0,
+        1.5,
+        2.0,
+    ]
+    drawn = _sampled({"loguniform": {"low": 1, "high": 100}}, _FLOAT, [0.0, 0.5])
+    assert drawn == pytest.approx([1.0, 10.0], rel=1e-12)
+
+
+def test_choices_are_picked_in_equal_shares_with_the_parameters_type() -> None:
+    values = sampled_values(
+        converter.structure({"values": [1, 2, 4]}, Axis), _FLOAT, np.asarray([0.0, 0.34, 0.99])
+    )
+    assert values.dtype == np.float64
+    assert values.tolist() == [1.0, 2.0, 4.0]
+
+
+def test_a_grid_axis_is_not_sampled() -> None:
+    axis = converter.structure({"linspace": {"start": 0, "stop": 1, "num": 3}}, Axis)
+    with pytest.raises(ValueError, match=r"^linspace is not a sampled axis$"):
+        sampled_values(axis, _FLOAT, np.asarray([0.5]))
