@@ -290,3 +290,37 @@ def _sir_grid(axes: dict[str, Any]) -> dict[str, Any]:
         "sharding": {"shard_count": 1},
         "seed": 1,
     }
+
+
+def test_axis_shapes_the_schema_rejects_are_explained(gbm_request: dict[str, Any]) -> None:
+    gbm_request["axes"]["strike"] = {"values": [None, True]}
+    assert problems_of(gbm_request) == [
+        "$.axes.strike.values[0]: must be a number or a string",
+        "$.axes.strike.values[1]: must be a number or a string",
+    ]
+    gbm_request["axes"]["strike"] = 5
+    assert problems_of(gbm_request) == ["$.axes.strike: must be an object"]
+    gbm_request["axes"]["strike"] = {}
+    assert problems_of(gbm_request) == [
+        "$.axes.strike: give exactly one of values, linspace, geomspace, range, uniform, loguniform"
+    ]
+
+
+def test_interval_edges(gbm_request: dict[str, Any]) -> None:
+    gbm_request["sampling"] = {"method": "random", "n": 10}
+    del gbm_request["params"]["paths"]
+    gbm_request["axes"] = {
+        "sigma": {"uniform": {"low": 0.2, "high": 0.2}},  # one value: allowed
+        "strike": {"uniform": {"low": 1, "high": 2e9}},
+        "paths": {"uniform": {"low": 1.2, "high": 1.8}},
+    }
+    assert problems_of(gbm_request) == [
+        "$.axes.strike.uniform.high: 2000000000.0 is out of bounds: strike must be in "
+        "[1e-06, 1000000000]",
+        "$.axes.paths.uniform: holds no integer, and paths is an integer",
+        "$.axes.paths.uniform.low: must be an integer",
+        "$.axes.paths.uniform.high: must be an integer",
+    ]
+    gbm_request["axes"]["strike"] = {"uniform": {"low": 1, "high": 2}}
+    gbm_request["axes"]["paths"] = {"uniform": {"low": 2000, "high": 2000}}  # one integer
+    assert parse_request(gbm_request).axes["paths"].uniform is not None
