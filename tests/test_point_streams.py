@@ -15,7 +15,7 @@ import pytest
 from numpy.typing import NDArray
 
 from sweep_core.kernels import Arrays, evaluate
-from sweep_core.rng import PointStreams, point_stream
+from sweep_core.rng import PointStreams, point_stream, sampling_uniforms
 from sweep_kernels import gbm, sir
 
 SEED = 20240611
@@ -183,3 +183,10 @@ def test_sir_is_bit_identical_to_one_new_stream_per_point() -> None:
     assert _bits(new["attack_rate"]) == _bits(np.array(old["attack_rate"]))
     assert _bits(new["peak_infected_fraction"]) == _bits(np.array(old["peak_infected_fraction"]))
     assert _bits(new["peak_day"]) == _bits(np.array(old["peak_day"], dtype=np.int64))
+
+
+def test_an_empty_point_range_draws_nothing_and_a_reversed_one_is_refused() -> None:
+    assert sampling_uniforms(7, 5, 5, 3).shape == (0, 3)
+    assert sampling_uniforms(7, 0, 2, 3).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"^empty or reversed range \[5, 4\)$"):
+        sampling_uniforms(7, 5, 4, 3)
