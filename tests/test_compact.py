@@ -185,6 +185,97 @@ def test_the_record_names_the_files_and_what_they_replaced(settled: Fixture) -> 
         assert part["files"] == list(reported.files)
 
 
+def test_the_report_counts_the_bytes_it_read_and_wrote(settled: Fixture) -> None:
+    sizes = {k: len(settled.store.get(k)) for k in settled.objects()}
+    report = compact_run(settled.store, settled.layout, settled.run_id)
+    [record] = compaction_records(settled.store, settled.layout, settled.run_id)
+    assert record["run_id"] == settled.run_id
+    assert len(report.partitions) == 3
+    for part, written in zip(report.partitions, record["partitions"], strict=True):
+        replaced = [part.partition + name for name in written["replaced"]]
+        assert part.objects == len(replaced)
+        assert part.bytes_before == sum(sizes[k] for k in replaced)
+        assert part.bytes_after == sum(len(settled.store.get(f)) for f in part.files)
+        assert written["bytes_before"] == part.bytes_before
+        assert written["files"] == list(part.files)
+        assert len(part.digest) == 64
+        assert written["digest"] == part.digest
+
+
+def test_a_record_number_another_compaction_took_is_skipped(settled: Fixture) -> None:
+    taken = settled.layout.compaction_key(settled.run_id, 2)
+    body = json.dumps({"run_id": settled.run_id, "partitions": []}).encode()
+    assert settled.store.put_if_absent(taken, body)
+    report = compact_run(settled.store, settled.layout, settled.run_id)
+    assert report.record == settled.layout.compaction_key(settled.run_id, 3)
+    assert settled.store.get(taken) == body
+    assert not settled.store.exists(settled.layout.compaction_key(settled.run_id, 1))
+
+
+def test_an_object_of_another_kind_in_a_partition_stops_the_compaction(settled: Fixture) -> None:
+    prefix = settled.layout.points_prefix("gbm_european_option", settled.run_id)
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        settled.store.put_if_absent(prefix + name, b"?")
+    before = settled.objects()
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert str(caught.value) == (
+        f"unexpected objects in {prefix}: {[prefix + n for n in ('a.txt', 'b.txt', 'c.txt')]}"
+    )
+    assert settled.objects() == before
+
+
+def test_a_shard_object_of_another_schema_stops_the_compaction(settled: Fixture) -> None:
+    key = _first_points_key(settled)
+    table = pq.read_table(io.BytesIO(settled.store.get(key)))
+    settled.store.delete(key)
+    sink = io.BytesIO()
+    pq.write_table(table.drop_columns(["price"]), sink)
+    settled.store.put_if_absent(key, sink.getvalue())
+    before = settled.objects()
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert str(caught.value) == f"{key} does not have the table's columns and types"
+    assert settled.objects() == before
+
+
+def test_rows_out_of_key_order_are_refused_naming_where_they_were_read(
+    settled: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two points objects claiming the same point: the check of the shard objects refuses.
+    keys = [k for k in settled.objects() if "/points/" in k]
+    settled.store.delete(keys[1])
+    settled.store.put_if_absent(keys[1], settled.store.get(keys[0]))
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert str(caught.value) == (
+        f"rows read up to {keys[-1]} are not in strictly increasing point_index order"
+    )
+
+
+def test_compacted_rows_out_of_order_are_refused_naming_the_file(
+    settled: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer swaps two rows: the shard objects were in order, the compacted file is not.
+    before = settled.objects()
+    real_add = compact_module._CompactedWriter.add
+
+    def swap_two_rows(self: Any, table: pa.Table) -> None:
+        if "/points/" in self.part.prefix and table.num_rows >= 2:
+            table = table.take([1, 0, *range(2, table.num_rows)])
+        real_add(self, table)
+
+    monkeypatch.setattr(compact_module._CompactedWriter, "add", swap_two_rows)
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    prefix = settled.layout.points_prefix("gbm_european_option", settled.run_id)
+    assert str(caught.value) == (
+        f"rows read up to {prefix}compacted-0001.parquet are not in strictly increasing "
+        "point_index order"
+    )
+    assert settled.objects() == before
+
+
 def test_compacted_files_hold_the_same_schema_in_large_row_groups(settled: Fixture) -> None:
     small = pq.read_table(io.BytesIO(settled.store.get(_first_points_key(settled))))
     compact_run(settled.store, settled.layout, settled.run_id)
