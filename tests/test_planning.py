@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import struct
 
 import numpy as np
 import pytest
@@ -72,3 +73,12 @@ def test_a_billion_points_into_ten_thousand_shards() -> None:
 def test_more_shards_than_points_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         plan_shards(5, Sharding(shard_count=6))
+
+
+def test_a_plan_encodes_as_its_bounds_in_little_endian_int64() -> None:
+    plan = plan_shards(10, Sharding(shard_size=4))
+    assert [(r.shard, r.start, r.end) for r in plan] == [(0, 0, 4), (1, 4, 8), (2, 8, 10)]
+    assert plan.to_bytes() == struct.pack("<4q", 0, 4, 8, 10)
+    assert plan == plan_shards(10, Sharding(shard_size=4))
+    assert hash(plan) == hash(plan_shards(10, Sharding(shard_size=4)))
+    assert plan != plan_shards(10, Sharding(shard_size=5))
