@@ -50,6 +50,7 @@ def test_a_success_beats_earlier_failures() -> None:
         "failed": 1,
         "missing": 3,
         "failed_attempts": 3,
+        "cancelled": 0,
     }
 
 
