@@ -156,6 +156,86 @@ def test_an_export_that_does_not_say_what_ran_is_refused(change: Any, message: s
         rollback.deployed_artifacts(data)
 
 
+SECRET = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "x"}
+"""A value Pulumi keeps secret in an export: not readable here."""
+
+
+def _function(data: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [f for f in resources(data, rollback.FUNCTION) if f["urn"].endswith("::" + name)]
+    return found
+
+
+def _refusal(data: dict[str, Any]) -> str:
+    with pytest.raises(rollback.RollbackError) as caught:
+        rollback.deployed_artifacts(data, "v12.json")
+    return str(caught.value)
+
+
+def test_a_function_whose_name_is_secret_is_named_by_its_resource() -> None:
+    data = copy.deepcopy(export(V12))
+    worker = _function(data, "compute-worker")
+    worker["inputs"]["name"] = worker["outputs"]["name"] = SECRET
+    assert rollback.deployed_artifacts(data).functions == (
+        "compute-worker",
+        "sweep-sandbox-parent",
+        "sweep-sandbox-recorder",
+    )
+
+
+def test_each_refusal_names_the_functions_and_keys_concerned() -> None:
+    data = copy.deepcopy(export(V12))
+    code = f"lambda/code/{digest('code v12')}.zip"
+    _function(data, "compute-worker")["outputs"]["s3Key"] = SECRET
+    assert _refusal(data) == (
+        "sweep-sandbox-worker runs None, not a content-addressed artifact "
+        "(lambda/<kind>/<sha256>.zip): this state cannot be redeployed by key"
+    )
+
+    data = copy.deepcopy(export(V12))
+    deps = f"lambda/layer/{digest('layer deps a')}.zip"
+    _function(data, "compute-parent")["outputs"]["s3Key"] = deps
+    assert _refusal(data) == (
+        f"sweep-sandbox-parent runs code from {deps}, which is not a code artifact"
+    )
+
+    data = copy.deepcopy(export(V12))
+    [deps_layer] = [
+        r for r in resources(data, rollback.LAYER_VERSION) if r["urn"].endswith("::compute")
+    ]
+    deps_layer["outputs"]["s3Key"] = "lambda/layer/latest.zip"
+    assert _refusal(data).startswith("sweep-sandbox-parent runs 'lambda/layer/latest.zip', not")
+
+    data = copy.deepcopy(export(V12))
+    deps_layer = next(
+        r for r in resources(data, rollback.LAYER_VERSION) if r["urn"].endswith("::compute")
+    )
+    deps_layer["outputs"]["s3Key"] = code  # a code zip where a layer belongs
+    assert _refusal(data) == (
+        f"layer artifact {code} is of no known kind (['code', 'deps', 'scipy'])"
+    )
+
+    data = copy.deepcopy(export(V12))
+    other = copy.deepcopy(deps_layer)
+    other["urn"] += "-other"
+    other["outputs"]["arn"] = other["outputs"]["arn"].rsplit(":", 1)[0] + ":99"
+    other["outputs"]["s3Key"] = f"lambda/layer/{digest('layer deps z')}.zip"
+    data["deployment"]["resources"].append(other)
+    _function(data, "compute-recorder")["outputs"]["layers"] = [other["outputs"]["arn"]]
+    assert _refusal(data) == (
+        "functions in v12.json ran different deps layers: "
+        f"{deps} (sweep-sandbox-parent, sweep-sandbox-worker); "
+        f"{other['outputs']['s3Key']} (sweep-sandbox-recorder)"
+    )
+
+    data = copy.deepcopy(export(V12))
+    _function(data, "compute-recorder")["outputs"]["architectures"] = ["x86_64"]
+    assert _refusal(data) == (
+        "functions in v12.json differ in architecture or runtime: "
+        "{('arm64', 'python3.12'): ['sweep-sandbox-parent', 'sweep-sandbox-worker'], "
+        "('x86_64', 'python3.12'): ['sweep-sandbox-recorder']}"
+    )
+
+
 def test_a_file_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "outputs.json"
     bogus.write_text('{"api_url": "https://example.com"}')
