@@ -239,18 +239,34 @@ def test_a_shard_object_of_another_schema_stops_the_compaction(settled: Fixture)
     assert settled.objects() == before
 
 
+@pytest.mark.parametrize("check_rows", [compact_module._CHECK_ROWS, 1])
 def test_rows_out_of_key_order_are_refused_naming_where_they_were_read(
-    settled: Fixture, monkeypatch: pytest.MonkeyPatch
+    settled: Fixture, monkeypatch: pytest.MonkeyPatch, check_rows: int
 ) -> None:
-    # Two points objects claiming the same point: the check of the shard objects refuses.
+    # Two points objects claiming the same points: the check of the shard objects refuses,
+    # whether both are checked in one batch or each in its own (then only the last key of the
+    # batch before tells).
+    monkeypatch.setattr(compact_module, "_CHECK_ROWS", check_rows)
     keys = [k for k in settled.objects() if "/points/" in k]
     settled.store.delete(keys[1])
     settled.store.put_if_absent(keys[1], settled.store.get(keys[0]))
     with pytest.raises(CompactionError) as caught:
         compact_run(settled.store, settled.layout, settled.run_id)
+    where = keys[-1] if check_rows > 1 else keys[1]
     assert str(caught.value) == (
-        f"rows read up to {keys[-1]} are not in strictly increasing point_index order"
+        f"rows read up to {where} are not in strictly increasing point_index order"
     )
+
+
+def test_a_row_repeated_within_a_shard_object_is_refused(settled: Fixture) -> None:
+    key = [k for k in settled.objects() if "/points/" in k][1]
+    table = pq.read_table(io.BytesIO(settled.store.get(key)))
+    settled.store.delete(key)
+    sink = io.BytesIO()
+    pq.write_table(table.take([0, *range(table.num_rows)]), sink)  # the first point twice
+    settled.store.put_if_absent(key, sink.getvalue())
+    with pytest.raises(CompactionError, match="not in strictly increasing point_index order"):
+        compact_run(settled.store, settled.layout, settled.run_id)
 
 
 def test_compacted_rows_out_of_order_are_refused_naming_the_file(
