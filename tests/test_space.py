@@ -136,6 +136,22 @@ def test_sobol_points_equal_scipys_sequence() -> None:
     np.testing.assert_array_equal(shard["r0"], cols["r0"][300:700])
 
 
+def test_random_points_are_the_philox_sampling_stream_of_the_seed() -> None:
+    # The documented stream, derived here with numpy alone: Philox4x64 keyed (seed, 2**64 - 1),
+    # point i reading counter i (two axes fit one counter's four words), the top 53 bits of
+    # each word scaled to [0, 1).
+    axes = {
+        "r0": {"uniform": {"low": 1.0, "high": 3.0}},
+        "gamma": {"uniform": {"low": 0.1, "high": 0.5}},
+    }
+    space = sir_space(axes, {"method": "random", "n": 64}, seed=11)
+    words = np.random.Philox(key=np.array([11, 2**64 - 1], dtype=np.uint64)).random_raw(64 * 4)
+    u = (words.reshape(64, 4)[:, :2] >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    cols = space.decode(np.arange(64))
+    np.testing.assert_array_equal(cols["r0"], 1.0 + u[:, 0] * 2.0)
+    np.testing.assert_array_equal(cols["gamma"], 0.1 + u[:, 1] * 0.4)
+
+
 def test_random_sampling_is_uniform_enough() -> None:
     axes = {"r0": {"uniform": {"low": 1.0, "high": 2.0}}}
     cols = sir_space(axes, {"method": "random", "n": 20_000}).decode(np.arange(20_000))
