@@ -326,3 +326,40 @@ def test_batching_does_not_change_a_single_value(gbm: dict[str, Any], tmp_path: 
     assert row_groups == [5, 1]  # 24 points in batches of 5, or in one
     assert tables[0].num_rows == 24
     assert tables[0].equals(tables[1])
+
+
+def test_a_failure_records_its_duration_and_a_bounded_message(
+    gbm: dict[str, Any], deps: WorkerDeps, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runtime.handlers.worker.time.perf_counter", lambda: 100.2505)
+    task = make_task(gbm)
+    started = T0 - timedelta(seconds=1)
+    failed = record_failure(task, "WORKER_ERROR", "x" * 5000, deps, started=started, t0=100.0)
+    stored = read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 0, 1)), RUN_ID, "failure")
+    for outcome in (failed, stored):
+        assert outcome.status == "failure"
+        assert outcome.duration_ms == 250.5
+        assert outcome.error_message == "x" * 4096
+        assert outcome.started_at == started.isoformat()
+        assert outcome.worker_version
+    # the failure recorder knows no start: the attempt lasted 0 ms as far as it can tell
+    assert record_failure(task, "TIMEOUT", "timed out", deps).duration_ms == 0.0
+
+
+def test_an_attempt_number_a_concurrent_attempt_took_is_skipped(
+    gbm: dict[str, Any], store: LocalStore
+) -> None:
+    class Racing(SpyStore):
+        """Another attempt writes the first failure number between our count and our put."""
+
+        def put_if_absent(self, key: str, body: bytes) -> bool:
+            if key == LAYOUT.failure_key(RUN_ID, 0, 1) and not self.inner.exists(key):
+                self.inner.put_if_absent(key, b"theirs")
+            return super().put_if_absent(key, body)
+
+    racing = Racing(store)
+    deps = WorkerDeps(racing, LAYOUT, FakeClock())
+    assert record_failure(make_task(gbm), "TIMEOUT", "timed out", deps).attempt == 2
+    assert store.get(LAYOUT.failure_key(RUN_ID, 0, 1)) == b"theirs"
+    assert read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 0, 2)), RUN_ID, "failure").attempt == 2
+    assert not store.exists(LAYOUT.failure_key(RUN_ID, 0, 3))
