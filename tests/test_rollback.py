@@ -213,7 +213,7 @@ def test_each_refusal_names_the_functions_and_keys_concerned() -> None:
     )
     deps_layer["outputs"]["s3Key"] = code  # a code zip where a layer belongs
     assert _refusal(data) == (
-        f"layer artifact {code} is of no known kind (['code', 'deps', 'scipy'])"
+        f"layer artifact {code} is of no known kind (['code', 'deps', 'kernels', 'scipy'])"
     )
 
     data = copy.deepcopy(export(V12))

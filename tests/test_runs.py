@@ -51,6 +51,7 @@ def test_a_success_beats_earlier_failures() -> None:
         "missing": 3,
         "failed_attempts": 3,
         "cancelled": 0,
+        "lost": 0,
     }
 
 
