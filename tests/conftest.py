@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+
+from sweep_core.contract import DispatchSlice, ShardTask
 
 GBM_REQUEST: dict[str, Any] = {
     "schema_version": "1.0",
@@ -27,3 +31,43 @@ GBM_REQUEST: dict[str, Any] = {
 def gbm_request() -> dict[str, Any]:
     """A fresh, valid request dict that a test may mutate."""
     return copy.deepcopy(GBM_REQUEST)
+
+
+def tiny_request(token: str | None = None, paths: int = 200) -> dict[str, Any]:
+    """Four GBM points in two shards: a worker finishes it in well under a second."""
+    raw: dict[str, Any] = {
+        "schema_version": "1.0",
+        "kernel": "gbm_european_option",
+        "params": {"s0": 100.0, "rate": 0.02, "maturity": 1.0, "paths": paths, "option": "call"},
+        "axes": {"sigma": {"values": [0.1, 0.3]}, "strike": {"values": [90.0, 110.0]}},
+        "sampling": {"method": "grid"},
+        "sharding": {"shard_count": 2},
+        "seed": 7,
+    }
+    if token is not None:
+        raw["client_token"] = token
+    return raw
+
+
+class Ticking:
+    """A clock one second further on at each call: distinct, ordered timestamps."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+class HeldInvoker:
+    """Keeps the tasks a parent dispatches, for the test to run when and where it chooses."""
+
+    def __init__(self) -> None:
+        self.tasks: list[ShardTask] = []
+
+    def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
+        self.tasks.extend(tasks)
+
+    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
+        raise AssertionError("no fan-out tree locally")

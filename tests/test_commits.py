@@ -8,20 +8,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from conftest import HeldInvoker, Ticking
 from moto import mock_aws
 
 from runtime.adapters.local_store import LocalContext, LocalStore
 from runtime.adapters.s3 import S3Store
 from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
-from sweep_core.contract import DispatchSlice, ShardTask
+from sweep_core.contract import ShardTask
 from sweep_core.layout import Layout
 from sweep_core.named_queries import QUERY_NAMES
 from sweep_sdk.cli import main as cli_main
@@ -47,26 +48,6 @@ SPEC: dict[str, Any] = {
     "seed": 11,
 }
 FORK = multiprocessing.get_context("fork")
-
-
-class Ticking:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-class HeldInvoker:
-    def __init__(self) -> None:
-        self.tasks: list[ShardTask] = []
-
-    def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
-        self.tasks.extend(tasks)
-
-    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
-        raise AssertionError("no fan-out tree locally")
 
 
 class KilledAt:
@@ -108,7 +89,7 @@ class Fixture:
         self.root = root
         self.store = store if store is not None else LocalStore(root)
         self.layout = Layout("results")
-        self.clock = Ticking()
+        self.clock = Ticking(T0)
         self.invoker = HeldInvoker()
         tokens = iter(["00c0ffee", "00c0ffef"])
         self.parent = ParentDeps(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import HeldInvoker, Ticking
 
 from runtime.adapters.local_store import LocalContext, LocalStore
 from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
-from sweep_core.contract import DispatchSlice, ShardTask
 from sweep_core.layout import Layout
 from sweep_core.named_queries import QUERY_NAMES
 from sweep_sdk import compact as compact_module
@@ -46,36 +45,12 @@ SPEC: dict[str, Any] = {
 }
 
 
-class Ticking:
-    """A clock one second further on at each call: distinct, ordered timestamps."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-class HeldInvoker:
-    """Keeps the tasks a parent dispatches, for the test to run in this process."""
-
-    def __init__(self) -> None:
-        self.tasks: list[ShardTask] = []
-
-    def invoke_async(self, tasks: Sequence[ShardTask]) -> None:
-        self.tasks.extend(tasks)
-
-    def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
-        raise AssertionError("no fan-out tree locally")
-
-
 class Fixture:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.store = LocalStore(root)
         self.layout = Layout("results")
-        self.clock = Ticking()
+        self.clock = Ticking(T0)
         self.invoker = HeldInvoker()
         tokens = iter(["00c0ffee", "00c0ffef"])
         self.parent = ParentDeps(

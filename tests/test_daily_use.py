@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import HeldInvoker
 
 from sweep_core.contract import ShardTask
 from sweep_core.layout import Layout
@@ -48,22 +49,9 @@ def sweep(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-class _Capture:
-    """An invoker that keeps the tasks it is given, so a test decides when each runs."""
-
-    def __init__(self) -> None:
-        self.tasks: list[ShardTask] = []
-
-    def invoke_async(self, tasks: Any) -> None:
-        self.tasks.extend(tasks)
-
-    def dispatch_async(self, slices: Any) -> None:
-        raise NotImplementedError
-
-
-def _captured(tmp_path: Path) -> tuple[EmbeddedTarget, _Capture]:
+def _captured(tmp_path: Path) -> tuple[EmbeddedTarget, HeldInvoker]:
     target = EmbeddedTarget.from_env(tmp_path)
-    capture = _Capture()
+    capture = HeldInvoker()
     target._invoker = capture  # type: ignore[assignment]
     return target, capture
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
+from conftest import tiny_request
 from openapi_schema_validator import OAS30Validator
 
 from runtime import lambda_entry
@@ -48,22 +49,6 @@ REGION = "eu-west-1"
 KEY = StaticCredentials("AKIDLOCAL", "local-secret")
 # Straight to 127.0.0.1 whatever proxy the environment names.
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def tiny_request(token: str | None = None) -> dict[str, Any]:
-    """Four GBM points in two shards: a worker finishes it in well under a second."""
-    raw: dict[str, Any] = {
-        "schema_version": "1.0",
-        "kernel": "gbm_european_option",
-        "params": {"s0": 100.0, "rate": 0.02, "maturity": 1.0, "paths": 200, "option": "call"},
-        "axes": {"sigma": {"values": [0.1, 0.3]}, "strike": {"values": [90.0, 110.0]}},
-        "sampling": {"method": "grid"},
-        "sharding": {"shard_count": 2},
-        "seed": 7,
-    }
-    if token is not None:
-        raw["client_token"] = token
-    return raw
 
 
 StartGateway = Callable[..., GatewayServer]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import tiny_request
 
 from runtime.adapters.local_store import LocalStore
 from sweep_core.convert import ContractError
@@ -25,18 +26,7 @@ DEEP = "[" * 10_000 + "]" * 10_000
 
 
 def tiny(token: str | None = None) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "schema_version": "1.0",
-        "kernel": "gbm_european_option",
-        "params": {"s0": 100.0, "rate": 0.02, "maturity": 1.0, "paths": 16, "option": "call"},
-        "axes": {"sigma": {"values": [0.1, 0.3]}, "strike": {"values": [90.0, 110.0]}},
-        "sampling": {"method": "grid"},
-        "sharding": {"shard_count": 2},
-        "seed": 7,
-    }
-    if token is not None:
-        raw["client_token"] = token
-    return raw
+    return tiny_request(token, paths=16)
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

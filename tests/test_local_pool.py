@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import HeldInvoker
 
 from runtime.local.pool import WorkerPool
 from runtime.local.runner import FROM_STDIN, EmbeddedSettings, start_runner
@@ -129,7 +130,7 @@ def test_a_warm_pool_starts_its_workers_first_and_keeps_them_until_released(
     # What the runner of `sweep run` does: workers start while the tasks are still being
     # planned, and tasks arriving in several batches all run on those same workers.
     captured = EmbeddedTarget.from_env(tmp_path / "plan")
-    capture = _Capture()
+    capture = HeldInvoker()
     captured._invoker = capture  # type: ignore[assignment]
     captured.submit(_gbm(gbm_request, points=6, paths=16, shard_size=1))
     tasks = capture.tasks
@@ -172,19 +173,6 @@ def test_tasks_for_an_early_runner_that_has_died_go_to_a_new_one(
     accepted = target.submit(_gbm(gbm_request, points=4, paths=16, shard_size=1))
     status = Run(accepted.run_id, target, accepted).wait(timeout=60, progress=False)
     assert (status.succeeded, status.failed, status.missing) == (4, 0, 0)
-
-
-class _Capture:
-    """An invoker that keeps the tasks it is given."""
-
-    def __init__(self) -> None:
-        self.tasks: list[Any] = []
-
-    def invoke_async(self, tasks: Any) -> None:
-        self.tasks.extend(tasks)
-
-    def dispatch_async(self, slices: Any) -> None:
-        raise NotImplementedError
 
 
 def test_a_killed_runner_leaves_lost_shards_and_wait_says_redrive_finishes_the_run(
