@@ -27,6 +27,21 @@ GBM_REQUEST: dict[str, Any] = {
 }
 
 
+GRID_120: dict[str, Any] = {
+    "schema_version": "1.0",
+    "kernel": "gbm_european_option",
+    "params": {"s0": 100.0, "rate": 0.02, "maturity": 1.0, "paths": 16, "option": "call"},
+    "axes": {
+        "sigma": {"linspace": {"start": 0.1, "stop": 0.5, "num": 12}},
+        "strike": {"linspace": {"start": 90.0, "stop": 110.0, "num": 10}},
+    },
+    "sampling": {"method": "grid"},
+    "sharding": {"shard_count": 12},
+    "seed": 11,
+}
+"""120 cheap points in 12 shards of 10: the run the compaction and commit tests break."""
+
+
 @pytest.fixture
 def gbm_request() -> dict[str, Any]:
     """A fresh, valid request dict that a test may mutate."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import HeldInvoker, Ticking
+from conftest import GRID_120, HeldInvoker, Ticking
 from moto import mock_aws
 
 from runtime.adapters.local_store import LocalContext, LocalStore
@@ -35,18 +35,7 @@ SHARDS = 12
 POINTS = 120  # 10 points per shard
 KILLED = 4
 
-SPEC: dict[str, Any] = {
-    "schema_version": "1.0",
-    "kernel": "gbm_european_option",
-    "params": {"s0": 100.0, "rate": 0.02, "maturity": 1.0, "paths": 16, "option": "call"},
-    "axes": {
-        "sigma": {"linspace": {"start": 0.1, "stop": 0.5, "num": 12}},
-        "strike": {"linspace": {"start": 90.0, "stop": 110.0, "num": 10}},
-    },
-    "sampling": {"method": "grid"},
-    "sharding": {"shard_count": SHARDS},
-    "seed": 11,
-}
+SPEC = GRID_120
 FORK = multiprocessing.get_context("fork")
 
 

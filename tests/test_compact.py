@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import HeldInvoker, Ticking
+from conftest import GRID_120, HeldInvoker, Ticking
 
 from runtime.adapters.local_store import LocalContext, LocalStore
 from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
@@ -31,18 +31,7 @@ SHARDS = 12
 FAILED_THEN_SUCCEEDED = (2, 5)  # two failed attempts, then a success
 FAILED = (7, 9)  # failed attempts only (7 once, 9 twice)
 
-SPEC: dict[str, Any] = {
-    "schema_version": "1.0",
-    "kernel": "gbm_european_option",
-    "params": {"s0": 100.0, "rate": 0.02, "maturity": 1.0, "paths": 16, "option": "call"},
-    "axes": {
-        "sigma": {"linspace": {"start": 0.1, "stop": 0.5, "num": 12}},
-        "strike": {"linspace": {"start": 90.0, "stop": 110.0, "num": 10}},
-    },
-    "sampling": {"method": "grid"},
-    "sharding": {"shard_count": SHARDS},
-    "seed": 11,
-}
+SPEC = GRID_120
 
 
 class Fixture:
