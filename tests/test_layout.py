@@ -22,7 +22,7 @@ from sweep_core.kernels import KERNELS, evaluate
 from sweep_core.layout import Layout, OutcomeKey, new_run_id, run_date_of
 from sweep_core.named_queries import named_query
 from sweep_core.planning import plan_shards
-from sweep_core.records import PointsWriter, outcome_parquet
+from sweep_core.records import PointsWriter, outcome_parquet, read_outcome
 from sweep_core.space import PointSpace, point_count
 from sweep_core.tables import OUTCOMES, points_table
 from sweep_core.validation import parse_request
@@ -326,3 +326,15 @@ def test_outcome_keys_are_read_from_their_end_whatever_the_prefix() -> None:
     stray = "results/outcomes/run_date=2026-11-23/shard=00001.parquet"
     with pytest.raises(ValueError, match=r"^'.*shard=00001\.parquet' is not in an outcome status"):
         Layout.outcome_status(stray)
+
+
+@pytest.mark.parametrize("status", ["success", "failure"])
+def test_an_outcome_reads_back_as_written_from_snappy_parquet(status: ShardStatus) -> None:
+    """Snappy because every Athena engine version reads it; every field survives the trip."""
+    outcome = _outcome("20261123T152100Z-1a2b3c4d", 3, status, 2)
+    body = outcome_parquet(outcome)
+    assert read_outcome(body, outcome.run_id, status) == outcome
+    metadata = pq.ParquetFile(io.BytesIO(body)).metadata
+    assert metadata.num_rows == 1
+    codecs = {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)}
+    assert codecs == {"SNAPPY"}

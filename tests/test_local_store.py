@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.adapters.local_store import LocalStore
+from runtime.adapters.local_store import LocalContext, LocalStore
 from sweep_core.ports import NotFound
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def test_put_if_absent_writes_once_and_keeps_the_first_body(tmp_path: Path) -> N
 
 def test_get_of_a_missing_key_raises_not_found(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no/such/key"):
         store.get("no/such/key")
     assert not store.exists("no/such/key")
 
@@ -221,3 +221,38 @@ def test_a_reader_never_sees_a_partial_object(tmp_path: Path) -> None:
     assert len(reads) == keys, "the reader missed objects"
     assert [r for r in reads if r != f"{size} 1"] == [], "partial reads: (length, distinct bytes)"
     assert hidden_files(store.root) == []
+
+
+class _Clock:
+    """A monotonic clock the test moves, so deadlines are checked without waiting."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_local_context_counts_down_to_its_deadline_and_stops_at_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker reads the remaining time to stop before the deadline, as on Lambda."""
+    clock = _Clock(1000.0)
+    monkeypatch.setattr(time, "monotonic", clock)  # the clock LocalContext reads
+    context = LocalContext.with_timeout(2.5, "request-7")
+    assert context.aws_request_id == "request-7"
+    assert context.deadline == 1002.5
+    assert context.get_remaining_time_in_millis() == 2500
+    clock.now = 1001.25
+    assert context.get_remaining_time_in_millis() == 1250
+    clock.now = 1002.4995
+    assert context.get_remaining_time_in_millis() == 0  # 0.5 ms left: whole milliseconds only
+    clock.now = 1010.0
+    assert context.get_remaining_time_in_millis() == 0  # past the deadline: never negative
+
+
+def test_a_local_context_without_a_request_id_gets_a_fresh_one() -> None:
+    first, second = LocalContext.with_timeout(1), LocalContext.with_timeout(1)
+    assert len(first.aws_request_id) == 32
+    int(first.aws_request_id, 16)
+    assert first.aws_request_id != second.aws_request_id

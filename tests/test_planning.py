@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import json
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sweep_core.contract import Sharding
-from sweep_core.planning import plan_shards
+from sweep_core.contract import SCHEMA_VERSION, Sharding
+from sweep_core.convert import dumps
+from sweep_core.planning import largest_task_bytes, plan_shards
+from sweep_core.validation import parse_request
 
 points = st.integers(min_value=1, max_value=10**12)
 
@@ -82,3 +86,28 @@ def test_a_plan_encodes_as_its_bounds_in_little_endian_int64() -> None:
     assert plan == plan_shards(10, Sharding(shard_size=4))
     assert hash(plan) == hash(plan_shards(10, Sharding(shard_size=4)))
     assert plan != plan_shards(10, Sharding(shard_size=5))
+    # Plans are set members and dict keys: distinct plans hash apart (a 64-bit hash of bytes).
+    assert hash(plan) != hash(plan_shards(10, Sharding(shard_size=5)))
+
+
+def test_the_largest_task_size_is_that_of_the_widest_task_a_run_can_send(
+    gbm_request: dict[str, Any],
+) -> None:
+    """The parent refuses a request whose tasks would not fit an asynchronous invoke, and `plan`
+    reports the size: it is the compact JSON of a task with a 32-hex run id, an ISO date, a
+    10-digit shard number and 16-digit point indices, around the request itself."""
+    request = parse_request(gbm_request)
+    widest = {
+        "run_id": "f" * 32,
+        "run_date": "2026-12-31",
+        "shard": 9_999_999_999,
+        "start": 10**15,
+        "end": 10**15,
+        "spec": json.loads(dumps(request)),
+        "schema_version": SCHEMA_VERSION,
+    }
+    expected = len(json.dumps(widest, separators=(",", ":")))
+    assert largest_task_bytes(request) == expected
+    # Every task carries the whole request: a longer label grows the estimate byte for byte.
+    gbm_request["label"] += "x" * 100
+    assert largest_task_bytes(parse_request(gbm_request)) == expected + 100

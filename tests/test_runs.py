@@ -5,19 +5,24 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runtime.adapters.local_store import LocalStore
-from sweep_core.contract import RedrivenShard, RedriveRecord
+from sweep_core.contract import RedrivenShard, RedriveRecord, RunManifest, ShardOutcome
+from sweep_core.convert import dumps
 from sweep_core.layout import Layout
+from sweep_core.records import outcome_parquet
 from sweep_core.runs import (
     ShardRecords,
     failed_shards,
     find_manifest,
+    run_status,
     shard_records,
     tally,
 )
+from sweep_core.validation import parse_request
 
 RUN = "20261123T152100Z-1a2b3c4d"
 
@@ -41,6 +46,7 @@ def test_a_success_beats_earlier_failures() -> None:
     status = tally(RUN, total=5, points_total=50, records=seen)
     assert (status.succeeded, status.failed, status.missing) == (1, 1, 3)
     assert status.failed_attempts == 3
+    assert status.failed_shards == frozenset({4})
     assert not status.settled
     assert status.as_dict() == {
         "run_id": RUN,
@@ -78,6 +84,7 @@ def test_a_redriven_shard_is_missing_until_it_has_a_newer_record() -> None:
     assert failed_shards(seen, drives) == {1, 2}
     status = tally(RUN, 3, 30, seen, drives)
     assert (status.succeeded, status.failed, status.missing) == (0, 2, 1)
+    assert status.failed_shards == frozenset({1, 2})
     assert status.failed_attempts == 4
 
 
@@ -125,3 +132,106 @@ def test_find_manifest_names_the_run_and_where_it_looked(tmp_path: Path) -> None
         find_manifest(store, layout, RUN, "the data folder")
     with pytest.raises(LookupError, match=r"^'nope' is not a run id \(like"):
         find_manifest(store, layout, "nope", "the data folder")
+
+
+def _outcome(shard: int, attempt: int | None, error_code: str | None = None) -> ShardOutcome:
+    return ShardOutcome(
+        run_id=RUN,
+        shard=shard,
+        attempt=attempt or 1,
+        status="success" if error_code is None else "failure",
+        start=shard * 10,
+        end=shard * 10 + 10,
+        point_count=10,
+        started_at="2026-11-23T15:21:01+00:00",
+        finished_at="2026-11-23T15:21:02+00:00",
+        duration_ms=1000.0,
+        worker_version="0.1.0",
+        error_code=error_code,
+        error_message=None if error_code is None else f"{error_code} at point 0",
+    )
+
+
+def _put(
+    store: LocalStore, layout: Layout, shard: int, attempt: int | None, code: str | None
+) -> None:
+    key = (
+        layout.success_key(RUN, shard)
+        if code is None or attempt is None
+        else layout.failure_key(RUN, shard, attempt)
+    )
+    assert store.put_if_absent(key, outcome_parquet(_outcome(shard, attempt, code)))
+
+
+@pytest.fixture
+def cancelled_run(
+    tmp_path: Path, gbm_request: dict[str, Any]
+) -> tuple[LocalStore, Layout, RunManifest]:
+    """4 shards: 0 succeeded, 1 failed, 2 failed last because the run was cancelled, 3 missing."""
+    store, layout = LocalStore(tmp_path), Layout("results")
+    manifest = RunManifest(
+        RUN, "2026-11-23", "2026-11-23T15:21:00+00:00", 40, 4, parse_request(gbm_request), "0.1.0"
+    )
+    assert store.put_if_absent(layout.manifest_key(RUN), dumps(manifest).encode())
+    _put(store, layout, 0, None, None)
+    _put(store, layout, 1, 1, "NON_FINITE_RESULT")
+    _put(store, layout, 2, 1, "TIMEOUT")
+    _put(store, layout, 2, 2, "CANCELLED")
+    assert store.put_if_absent(layout.cancel_key(RUN, 0), b"{}")
+    return store, layout, manifest
+
+
+def test_run_status_counts_shards_a_cancel_stopped(
+    cancelled_run: tuple[LocalStore, Layout, RunManifest],
+) -> None:
+    store, layout, manifest = cancelled_run
+    for runner_alive in (None, lambda run_id: True):
+        status = run_status(store, layout, manifest, runner_alive)
+        assert (status.succeeded, status.failed, status.missing) == (1, 2, 1)
+        assert status.failed_shards == frozenset({1, 2})
+        assert status.failed_attempts == 3
+        assert (status.cancelled, status.lost, status.stalled) == (1, 0, False)
+
+
+def test_a_cancel_before_a_redrive_no_longer_counts(
+    cancelled_run: tuple[LocalStore, Layout, RunManifest],
+) -> None:
+    store, layout, manifest = cancelled_run
+    record = RedriveRecord(RUN, 1, "2026-11-23T15:30:00+00:00", (RedrivenShard(2, 2),))
+    assert store.put_if_absent(layout.redrive_key(RUN, 1), dumps(record).encode())
+    status = run_status(store, layout, manifest)
+    assert (status.succeeded, status.failed, status.missing, status.cancelled) == (1, 1, 2, 0)
+    # A cancel of the redrive's generation counts the shards it stopped again.
+    _put(store, layout, 2, 3, "CANCELLED")
+    assert store.put_if_absent(layout.cancel_key(RUN, 1), b"{}")
+    status = run_status(store, layout, manifest)
+    assert (status.succeeded, status.failed, status.missing, status.cancelled) == (1, 2, 1, 1)
+
+
+def test_missing_shards_of_a_run_whose_runners_are_gone_are_lost(
+    cancelled_run: tuple[LocalStore, Layout, RunManifest],
+) -> None:
+    store, layout, manifest = cancelled_run
+    asked: list[str] = []
+
+    def gone(run_id: str) -> bool:
+        asked.append(run_id)
+        return False
+
+    status = run_status(store, layout, manifest, gone)
+    assert asked == [RUN]
+    assert (status.missing, status.lost, status.stalled) == (1, 1, True)
+
+
+def test_a_shard_written_just_before_its_runner_went_is_not_lost(
+    cancelled_run: tuple[LocalStore, Layout, RunManifest],
+) -> None:
+    store, layout, manifest = cancelled_run
+
+    def finished_then_gone(run_id: str) -> bool:
+        _put(store, layout, 3, None, None)  # the runner's last write, then it exits
+        return False
+
+    status = run_status(store, layout, manifest, finished_then_gone)
+    assert (status.succeeded, status.missing, status.lost, status.stalled) == (2, 0, 0, False)
+    assert status.settled

@@ -215,3 +215,10 @@ def test_a_grid_axis_is_not_sampled() -> None:
     axis = converter.structure({"linspace": {"start": 0, "stop": 1, "num": 3}}, Axis)
     with pytest.raises(ValueError, match=r"^linspace is not a sampled axis$"):
         sampled_values(axis, _FLOAT, np.asarray([0.5]))
+
+
+def test_an_integer_axis_samples_int64_columns() -> None:
+    """Integer parameters reach the kernel and the points table as int64, never as floats."""
+    for form in ({"uniform": {"low": 1.5, "high": 5.5}}, {"loguniform": {"low": 2, "high": 200}}):
+        drawn = sampled_values(converter.structure(form, Axis), _INT, np.asarray([0.0, 0.5]))
+        assert drawn.dtype == np.int64
