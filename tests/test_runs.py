@@ -15,6 +15,7 @@ from sweep_core.convert import dumps
 from sweep_core.layout import Layout
 from sweep_core.records import outcome_parquet
 from sweep_core.runs import (
+    CommitError,
     ShardRecords,
     failed_shards,
     find_manifest,
@@ -167,16 +168,18 @@ def _put(
 def cancelled_run(
     tmp_path: Path, gbm_request: dict[str, Any]
 ) -> tuple[LocalStore, Layout, RunManifest]:
-    """4 shards: 0 succeeded, 1 failed, 2 failed last because the run was cancelled, 3 missing."""
+    """5 shards: 0 succeeded, 1 failed, 2 and 4 failed last because the run was cancelled (2
+    after a timeout), 3 missing."""
     store, layout = LocalStore(tmp_path), Layout("results")
     manifest = RunManifest(
-        RUN, "2026-11-23", "2026-11-23T15:21:00+00:00", 40, 4, parse_request(gbm_request), "0.1.0"
+        RUN, "2026-11-23", "2026-11-23T15:21:00+00:00", 50, 5, parse_request(gbm_request), "0.1.0"
     )
     assert store.put_if_absent(layout.manifest_key(RUN), dumps(manifest).encode())
     _put(store, layout, 0, None, None)
     _put(store, layout, 1, 1, "NON_FINITE_RESULT")
     _put(store, layout, 2, 1, "TIMEOUT")
     _put(store, layout, 2, 2, "CANCELLED")
+    _put(store, layout, 4, 1, "CANCELLED")
     assert store.put_if_absent(layout.cancel_key(RUN, 0), b"{}")
     return store, layout, manifest
 
@@ -187,10 +190,11 @@ def test_run_status_counts_shards_a_cancel_stopped(
     store, layout, manifest = cancelled_run
     for runner_alive in (None, lambda run_id: True):
         status = run_status(store, layout, manifest, runner_alive)
-        assert (status.succeeded, status.failed, status.missing) == (1, 2, 1)
-        assert status.failed_shards == frozenset({1, 2})
-        assert status.failed_attempts == 3
-        assert (status.cancelled, status.lost, status.stalled) == (1, 0, False)
+        assert (status.run_id, status.total, status.points_total) == (RUN, 5, 50)
+        assert (status.succeeded, status.failed, status.missing) == (1, 3, 1)
+        assert status.failed_shards == frozenset({1, 2, 4})
+        assert status.failed_attempts == 4
+        assert (status.cancelled, status.lost, status.stalled) == (2, 0, False)
 
 
 def test_a_cancel_before_a_redrive_no_longer_counts(
@@ -200,12 +204,12 @@ def test_a_cancel_before_a_redrive_no_longer_counts(
     record = RedriveRecord(RUN, 1, "2026-11-23T15:30:00+00:00", (RedrivenShard(2, 2),))
     assert store.put_if_absent(layout.redrive_key(RUN, 1), dumps(record).encode())
     status = run_status(store, layout, manifest)
-    assert (status.succeeded, status.failed, status.missing, status.cancelled) == (1, 1, 2, 0)
+    assert (status.succeeded, status.failed, status.missing, status.cancelled) == (1, 2, 2, 0)
     # A cancel of the redrive's generation counts the shards it stopped again.
     _put(store, layout, 2, 3, "CANCELLED")
     assert store.put_if_absent(layout.cancel_key(RUN, 1), b"{}")
     status = run_status(store, layout, manifest)
-    assert (status.succeeded, status.failed, status.missing, status.cancelled) == (1, 2, 1, 1)
+    assert (status.succeeded, status.failed, status.missing, status.cancelled) == (1, 3, 1, 2)
 
 
 def test_missing_shards_of_a_run_whose_runners_are_gone_are_lost(
@@ -235,3 +239,24 @@ def test_a_shard_written_just_before_its_runner_went_is_not_lost(
     status = run_status(store, layout, manifest, finished_then_gone)
     assert (status.succeeded, status.missing, status.lost, status.stalled) == (2, 0, 0, False)
     assert status.settled
+
+
+def test_a_corrupt_redrive_record_is_an_error_naming_the_run_and_its_key(
+    cancelled_run: tuple[LocalStore, Layout, RunManifest],
+) -> None:
+    store, layout, manifest = cancelled_run
+    key = layout.redrive_key(RUN, 1)
+    assert store.put_if_absent(key, b'{"run_id": "x"}')
+    with pytest.raises(CommitError, match=f"^run {RUN}: {key}: corrupt record") as caught:
+        run_status(store, layout, manifest)
+    assert [(p.run_id, p.key) for p in caught.value.problems] == [(RUN, key)]
+
+
+def test_an_unreadable_compaction_record_is_an_error_naming_the_run_and_its_key(
+    cancelled_run: tuple[LocalStore, Layout, RunManifest],
+) -> None:
+    store, layout, manifest = cancelled_run
+    key = layout.compaction_key(RUN, 1)
+    assert store.put_if_absent(key, b'{"partitions": [{}]}')
+    with pytest.raises(CommitError, match=f"^run {RUN}: {key}: unreadable compaction record"):
+        run_status(store, layout, manifest)
