@@ -111,3 +111,8 @@ def test_the_largest_task_size_is_that_of_the_widest_task_a_run_can_send(
     # Every task carries the whole request: a longer label grows the estimate byte for byte.
     gbm_request["label"] += "x" * 100
     assert largest_task_bytes(parse_request(gbm_request)) == expected + 100
+
+
+def test_a_sharding_with_neither_a_count_nor_a_size_is_an_error_naming_both() -> None:
+    with pytest.raises(ValueError, match="^sharding needs shard_count or shard_size$"):
+        plan_shards(10, Sharding())
