@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from sweep_core.contract import SCHEMA_VERSION, Sharding
 from sweep_core.convert import dumps
-from sweep_core.planning import largest_task_bytes, plan_shards
+from sweep_core.planning import ShardRange, largest_task_bytes, plan_shards
 from sweep_core.validation import parse_request
 
 points = st.integers(min_value=1, max_value=10**12)
@@ -116,3 +116,11 @@ def test_the_largest_task_size_is_that_of_the_widest_task_a_run_can_send(
 def test_a_sharding_with_neither_a_count_nor_a_size_is_an_error_naming_both() -> None:
     with pytest.raises(ValueError, match="^sharding needs shard_count or shard_size$"):
         plan_shards(10, Sharding())
+
+
+def test_a_shard_outside_the_plan_is_an_index_error_naming_the_range() -> None:
+    plan = plan_shards(10, Sharding(shard_count=3))
+    assert plan[2] == ShardRange(2, 7, 10)
+    for k in (3, -1):
+        with pytest.raises(IndexError, match=rf"^shard {k} not in \[0, 3\)$"):
+            plan[k]
