@@ -114,7 +114,7 @@ def test_the_largest_task_size_is_that_of_the_widest_task_a_run_can_send(
 
 
 def test_a_sharding_with_neither_a_count_nor_a_size_is_an_error_naming_both() -> None:
-    with pytest.raises(ValueError, match="^sharding needs shard_count or shard_size$"):
+    with pytest.raises(ValueError, match=r"^sharding needs shard_count or shard_size$"):
         plan_shards(10, Sharding())
 
 
