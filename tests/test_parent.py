@@ -439,3 +439,82 @@ def test_injected_clock_and_token_make_the_run_id_and_manifest_deterministic(
     assert runs[0].invoker.tasks == runs[1].invoker.tasks
     manifest = read_manifest(runs[0].store, LAYOUT, RUN_ID)
     assert runs[0].store.get(LAYOUT.manifest_key(RUN_ID)) == dumps(manifest).encode()
+
+
+def test_a_submit_checks_and_versions_the_kernel_against_the_parents_own_catalog(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    from sweep_core.kernels import catalog
+
+    deployed = catalog()
+    without_gbm = {name: spec for name, spec in deployed.items() if name != request_["kernel"]}
+    parent = Parent(tmp_path)
+    parent.deps = attrs.evolve(parent.deps, catalog=without_gbm)
+    error = rejected(parent.submit(request_), 400).error
+    assert error.code == "INVALID_REQUEST"
+    assert error.message == "the sweep request is invalid"
+    assert [p.path for p in error.problems] == ["$.kernel"]
+    assert parent.snapshot() == {}
+    assert parent.invoker.calls == []
+
+    bumped = {
+        **deployed,
+        "gbm_european_option": attrs.evolve(deployed["gbm_european_option"], version="7.1"),
+    }
+    parent.deps = attrs.evolve(parent.deps, catalog=bumped)
+    body = accepted(parent.submit(request_))
+    manifest = read_manifest(parent.store, LAYOUT, body.run_id)
+    assert manifest is not None
+    assert manifest.kernel_version == "7.1"
+
+
+class RacingStore(LocalStore):
+    """A folder store where, just before the manifest is written, ``other`` runs to its end:
+    the submit it makes is the concurrent one that wins the manifest."""
+
+    other: Any = None
+
+    def put_if_absent(self, key: str, body: bytes) -> bool:
+        if self.other is not None and key == LAYOUT.manifest_key(RUN_ID):
+            other, self.other = self.other, None
+            other()
+        return super().put_if_absent(key, body)
+
+
+def test_a_concurrent_repeat_that_writes_the_manifest_first_is_answered_as_the_same_run(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    parent = Parent(tmp_path)
+    parent.store = RacingStore(tmp_path)
+    parent.deps = attrs.evolve(parent.deps, store=parent.store, new_token=Tokens(TOKEN, TOKEN))
+    first: list[ParentResponse] = []
+    parent.store.other = lambda: first.append(parent.submit(request_))
+
+    second = accepted(parent.submit(request_))
+
+    winner = accepted(first[0])
+    assert (winner.run_id, winner.existing) == (RUN_ID, False)
+    assert (second.run_id, second.existing) == (RUN_ID, True)
+    assert (second.point_count, second.shard_count, second.manifest_key) == (
+        80,
+        12,
+        LAYOUT.manifest_key(RUN_ID),
+    )
+    assert len(parent.invoker.calls) == 1  # only the winner dispatches
+    assert [t.shard for t in parent.invoker.tasks] == list(range(12))
+
+
+def test_a_run_id_that_is_already_taken_is_a_collision_that_changes_nothing(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    del request_["client_token"]
+    parent = Parent(tmp_path, TOKEN, TOKEN)  # the same entropy twice, at the same instant
+    accepted(parent.submit(request_))
+    before = parent.snapshot()
+
+    error = rejected(parent.submit({**request_, "seed": 43}), 500).error
+
+    assert error.code == "RUN_ID_COLLISION"
+    assert error.message == f"run {RUN_ID} already exists; retry"
+    assert parent.snapshot() == before
+    assert len(parent.invoker.calls) == 1
