@@ -151,13 +151,18 @@ def test_a_403_on_a_read_is_an_access_error_unless_a_listing_says_missing(aws: N
         # S3 hid a miss behind a 403; the listing (which the role may do) says it is missing
         stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
         stub.add_response("list_objects_v2", {"KeyCount": 0}, listed)
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound) as missing:
             store.get(key)
+        assert missing.value.args == (key,)  # callers name the missing object from it
         # the object is there: the role may not read it
         stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
         stub.add_response("list_objects_v2", {"Contents": [{"Key": key}]}, listed)
-        with pytest.raises(StoreAccessDenied, match=r"exists .* lacks s3:GetObject"):
+        with pytest.raises(StoreAccessDenied) as denied:
             store.get(key)
+        assert str(denied.value) == (
+            f"S3 GetObject s3://{BUCKET}/{key}: access denied although the object exists "
+            "(the role lacks s3:GetObject on this key)"
+        )
         # may not even list: unknown, and said so
         stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
         stub.add_client_error("list_objects_v2", "AccessDenied", "Access Denied", 403)
@@ -624,3 +629,88 @@ def _client_as(keys: dict[str, str]) -> Any:
     ).client(
         "s3", region_name=REGION, config=Config(retries={"mode": "standard", "max_attempts": 1})
     )
+
+
+class RaisingClient:
+    """An S3 client whose every call raises the given error, as botocore would after its own
+    retries; a call nobody scripted fails the test."""
+
+    def __init__(self, **errors: ClientError) -> None:
+        self.errors = errors
+
+    def __getattr__(self, operation: str) -> Callable[..., Any]:
+        def call(**kwargs: Any) -> Any:
+            if operation not in self.errors:
+                raise AssertionError(f"unexpected {operation}")
+            raise self.errors[operation]
+
+        return call
+
+
+def test_an_error_answer_without_code_or_metadata_propagates_as_it_is() -> None:
+    """A proxy or endpoint answering without S3's error body: nothing to map it to, so the
+    caller sees the error itself rather than a crash in the mapping."""
+    bare = ClientError({}, "PutObject")
+    store = S3Store(RaisingClient(put_object=bare, get_object=bare), BUCKET)
+    with pytest.raises(ClientError) as raised:
+        store.put_if_absent("results/runs/x.json", b"x")
+    assert raised.value is bare
+    with pytest.raises(ClientError) as raised:
+        store.get("results/runs/x.json")
+    assert raised.value is bare
+
+
+def test_a_server_error_without_a_code_is_transient_and_invents_no_code() -> None:
+    key = "results/runs/x.json"
+    error = ClientError({"ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+    store = S3Store(RaisingClient(get_object=error), BUCKET)
+    with pytest.raises(TransientStoreError) as raised:
+        store.get(key)
+    assert (
+        str(raised.value)
+        == f"S3 GetObject s3://{BUCKET}/{key} failed after 0 retries:  (HTTP 503): "
+    )
+
+
+@pytest.mark.parametrize("attempts", [None, "1"])
+def test_a_412_whose_retry_count_is_not_a_number_is_the_other_writers_object(
+    attempts: object,
+) -> None:
+    """Only a resend known from botocore's count can have written the object itself; without
+    one, the 412 means another writer won, and no read is made to compare bodies."""
+    error = ClientError(
+        {
+            "Error": {"Code": "PreconditionFailed", "Message": "At least one precondition failed"},
+            "ResponseMetadata": {"HTTPStatusCode": 412, "RetryAttempts": attempts},
+        },
+        "PutObject",
+    )
+    store = S3Store(RaisingClient(put_object=error), BUCKET)
+    assert store.put_if_absent("results/outcomes/x.parquet", b"x") is False
+
+
+def test_a_403_under_another_code_is_still_an_access_question() -> None:
+    """S3 also answers 403 with codes such as AllAccessDisabled: still a refusal, so the read
+    asks the listing whether the key exists before saying which it is."""
+    key = "results/runs/x.json"
+    error = ClientError(
+        {
+            "Error": {
+                "Code": "AllAccessDisabled",
+                "Message": "All access to this object has been disabled",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "GetObject",
+    )
+    listed: list[dict[str, Any]] = []
+
+    class Client(RaisingClient):
+        def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+            listed.append(kwargs)
+            return {"KeyCount": 0}
+
+    store = S3Store(Client(get_object=error), BUCKET)
+    with pytest.raises(NotFound):
+        store.get(key)
+    assert listed == [{"Bucket": BUCKET, "Prefix": key, "MaxKeys": 1}]
