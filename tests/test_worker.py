@@ -6,6 +6,7 @@ import io
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,8 @@ def test_a_kernel_error_records_a_failure_without_points_or_success(
     )
     assert outcome.error_message is not None
     assert "still infected after days=30" in outcome.error_message
+    # the kernel ran: the record says which version of it failed
+    assert outcome.kernel_version == KERNELS["sir_epidemic"].spec.version
     assert list(store.list("")) == [LAYOUT.failure_key(RUN_ID, 0, 1)]
     stored = read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 0, 1)), RUN_ID, "failure")
     assert stored == outcome
@@ -363,3 +366,45 @@ def test_an_attempt_number_a_concurrent_attempt_took_is_skipped(
     assert store.get(LAYOUT.failure_key(RUN_ID, 0, 1)) == b"theirs"
     assert read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 0, 2)), RUN_ID, "failure").attempt == 2
     assert not store.exists(LAYOUT.failure_key(RUN_ID, 0, 3))
+
+
+def test_a_shard_of_a_cancelled_run_records_a_cancelled_failure_and_runs_nothing(
+    gbm: dict[str, Any], store: LocalStore, deps: WorkerDeps
+) -> None:
+    from sweep_core.run_index import cancel_run
+
+    task = make_task(gbm, shard=2)
+    store.put_if_absent(LAYOUT.manifest_key(RUN_ID), b"{}")  # the run exists
+    cancel_run(store, LAYOUT, RUN_ID, FakeClock())
+    before = set(store.list(""))
+
+    outcome = run_shard(task, context(), deps)
+
+    assert (outcome.status, outcome.shard, outcome.attempt) == ("failure", 2, 1)
+    assert (outcome.start, outcome.end, outcome.point_count) == (48, 72, 24)
+    assert outcome.error_code == "CANCELLED"
+    assert outcome.error_message == "the run was cancelled before this shard started"
+    assert (outcome.started_at, outcome.duration_ms) == (T0.isoformat(), 0.0)
+    assert set(store.list("")) - before == {LAYOUT.failure_key(RUN_ID, 2, 1)}
+    stored = read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 2, 1)), RUN_ID, "failure")
+    assert stored == outcome
+
+
+def test_a_success_records_its_duration_and_the_versions_that_made_it(
+    gbm: dict[str, Any], store: LocalStore, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the attempt starts at 100.0 s on the performance counter; every later reading is 0.75 s on
+    ticks = iter([100.0])
+    monkeypatch.setattr("runtime.handlers.worker.time.perf_counter", lambda: next(ticks, 100.75))
+    task = make_task(gbm, shard=3)
+
+    outcome = run_shard(task, context(), deps)
+
+    stored = read_outcome(store.get(LAYOUT.success_key(RUN_ID, 3)), RUN_ID, "success")
+    for recorded in (outcome, stored):
+        assert (recorded.status, recorded.shard, recorded.attempt) == ("success", 3, 1)
+        assert (recorded.start, recorded.end, recorded.point_count) == (72, 80, 8)
+        assert recorded.duration_ms == 750.0
+        assert recorded.worker_version == version("sweep")  # the installed build's version
+        assert recorded.kernel_version == KERNELS["gbm_european_option"].spec.version
+        assert recorded.points_rows == 8
