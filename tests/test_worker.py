@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from attrs import evolve
 
 from runtime.adapters.local_store import LocalContext, LocalStore
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
@@ -408,3 +409,75 @@ def test_a_success_records_its_duration_and_the_versions_that_made_it(
         assert recorded.worker_version == version("sweep")  # the installed build's version
         assert recorded.kernel_version == KERNELS["gbm_european_option"].spec.version
         assert recorded.points_rows == 8
+
+
+def _batches_of_125_ms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The performance counter as a worker sees it when every batch takes exactly 125 ms:
+    the attempt starts at 0 s, batch k runs from k s to k + 0.125 s (binary-exact values)."""
+    readings = iter([0.0] + [t for k in range(1, 10) for t in (float(k), k + 0.125)])
+    monkeypatch.setattr("runtime.handlers.worker.time.perf_counter", lambda: next(readings, 20.0))
+
+
+def test_a_batch_runs_while_the_safety_margin_and_two_slowest_batches_are_left(
+    gbm: dict[str, Any], store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exactly enough left is enough: the margin alone before the first batch (none measured
+    yet), the margin and twice the slowest (125 ms) batch before the next ones."""
+    _batches_of_125_ms(monkeypatch)
+    deps = WorkerDeps(store, LAYOUT, FakeClock(), batch_points=8, safety_ms=3000)
+    task = make_task(gbm)  # points [0, 24): three batches of 8
+
+    outcome = run_shard(task, ScriptedContext(3000, 3250, 3250), deps)
+
+    assert (outcome.status, outcome.error_code) == ("success", None)
+    assert outcome.points_rows == 24
+
+
+@pytest.mark.parametrize(
+    ("remaining", "stopped_at"), [((2999,), 0), ((3000, 3249), 8), ((3000, 3250, 3249), 16)]
+)
+def test_a_batch_that_might_not_finish_before_the_margin_ends_the_shard_in_deadline_exceeded(
+    gbm: dict[str, Any],
+    store: LocalStore,
+    monkeypatch: pytest.MonkeyPatch,
+    remaining: tuple[int, ...],
+    stopped_at: int,
+) -> None:
+    _batches_of_125_ms(monkeypatch)
+    deps = WorkerDeps(store, LAYOUT, FakeClock(), batch_points=8, safety_ms=3000)
+    task = make_task(gbm)
+
+    outcome = run_shard(task, ScriptedContext(*remaining), deps)
+
+    assert (outcome.status, outcome.error_code) == ("failure", "DEADLINE_EXCEEDED")
+    assert outcome.error_message == (
+        f"stopped at point {stopped_at} of [0, 24) with {remaining[-1]} ms left: "
+        "the shard does not fit the time limit; use smaller shards"
+    )
+    assert not store.exists(LAYOUT.success_key(RUN_ID, 0))
+    assert list(store.list(LAYOUT.points_prefix("gbm_european_option", RUN_ID))) == []
+
+
+def test_the_point_space_is_built_once_per_request_a_worker_sees(
+    gbm: dict[str, Any], deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shard after shard of one run reuse its space; another run's request gets its own."""
+    import runtime.handlers.worker as worker_module
+
+    built: list[int] = []
+
+    class CountedSpace(PointSpace):
+        def __init__(self, *args: Any) -> None:
+            built.append(1)
+            super().__init__(*args)
+
+    monkeypatch.setattr(worker_module, "PointSpace", CountedSpace)
+    monkeypatch.setattr(worker_module, "_SPACES", {})
+    first = [make_task(gbm, shard) for shard in range(4)]
+    first = [first[0], *(evolve(t, spec=first[0].spec) for t in first[1:])]
+    other = evolve(make_task({**gbm, "seed": gbm["seed"] + 1}), run_id=new_run_id(T0, "ffffffff"))
+
+    for task in (first[0], first[1], other, first[2], first[3]):
+        assert run_shard(task, context(), deps).status == "success"
+
+    assert len(built) == 2
