@@ -23,7 +23,7 @@ from sweep_core.kernels import KERNELS, evaluate
 from sweep_core.layout import Layout, new_run_id, run_date_of
 from sweep_core.planning import plan_shards
 from sweep_core.ports import TransientStoreError
-from sweep_core.records import read_outcome
+from sweep_core.records import outcome_parquet, read_outcome
 from sweep_core.space import PointSpace, point_count
 from sweep_core.tables import points_table
 from sweep_core.validation import parse_request
@@ -481,3 +481,33 @@ def test_the_point_space_is_built_once_per_request_a_worker_sees(
         assert run_shard(task, context(), deps).status == "success"
 
     assert len(built) == 2
+
+
+def test_attempts_count_on_from_every_compacted_file_of_the_shard(
+    store: LocalStore, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Compacted twice (compact, redrive, compact again): the shard's three earlier failures
+    lie in two compacted files and no loose object, so the next attempt is the fourth."""
+    task = make_task(SIR_TOO_SHORT)
+    scratch = LocalStore(tmp_path / "scratch")
+    scratch_deps = WorkerDeps(scratch, LAYOUT, FakeClock())
+    failures = [record_failure(task, "EPIDEMIC_NOT_OVER", "x", scratch_deps) for _ in range(3)]
+    other_shard = record_failure(evolve(task, shard=1), "EPIDEMIC_NOT_OVER", "x", scratch_deps)
+    assert [f.attempt for f in failures] == [1, 2, 3]
+
+    def compacted(*outcomes: Any) -> bytes:
+        table = pa.concat_tables(pq.read_table(io.BytesIO(outcome_parquet(o))) for o in outcomes)
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+
+    partition = LAYOUT.status_prefix(RUN_ID, "failure")
+    store.put_if_absent(
+        Layout.compacted_key(partition, 0), compacted(failures[0], other_shard, failures[1])
+    )
+    store.put_if_absent(Layout.compacted_key(partition, 1), compacted(failures[2]))
+
+    outcome = run_shard(task, context(), deps)
+
+    assert (outcome.status, outcome.attempt) == ("failure", 4)
+    assert list(store.list(LAYOUT.failure_prefix(RUN_ID, 0))) == [LAYOUT.failure_key(RUN_ID, 0, 4)]
