@@ -714,3 +714,58 @@ def test_a_403_under_another_code_is_still_an_access_question() -> None:
     with pytest.raises(NotFound):
         store.get(key)
     assert listed == [{"Bucket": BUCKET, "Prefix": key, "MaxKeys": 1}]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"Error": {"Code": "412"}, "ResponseMetadata": {"HTTPStatusCode": 412}},  # no body
+        {"Error": {"Code": "PreconditionFailed"}},  # no metadata
+    ],
+)
+def test_a_failed_precondition_is_known_by_its_code_or_its_status_alone(
+    response: dict[str, Any],
+) -> None:
+    store = S3Store(RaisingClient(put_object=ClientError(response, "PutObject")), BUCKET)
+    assert store.put_if_absent("results/outcomes/x.parquet", b"x") is False
+
+
+def test_a_persistent_conflict_backs_off_doubling_and_says_how_often_it_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Five attempts by default, 50 ms doubling between them, each delay jittered within
+    half to one and a half of itself (the jitter drawn here at both of its ends)."""
+    draws: list[tuple[float, float]] = []
+    ends = iter([0.5, 1.5, 0.5, 1.5])
+
+    def uniform(low: float, high: float) -> float:
+        draws.append((low, high))
+        return next(ends)
+
+    monkeypatch.setattr("runtime.adapters.s3.random.uniform", uniform)
+    conflict = ClientError(
+        {
+            "Error": {"Code": "ConditionalRequestConflict"},
+            "ResponseMetadata": {"HTTPStatusCode": 409},
+        },
+        "PutObject",
+    )
+    calls: list[str] = []
+
+    class Client(RaisingClient):
+        def put_object(self, **kwargs: Any) -> None:
+            calls.append(kwargs["Key"])
+            raise conflict
+
+    sleeps: list[float] = []
+    store = S3Store(Client(), BUCKET, sleep=sleeps.append)
+    key = "results/outcomes/x.parquet"
+    with pytest.raises(TransientStoreError) as raised:
+        store.put_if_absent(key, b"x")
+
+    assert str(raised.value) == (
+        f"S3 PutObject s3://{BUCKET}/{key}: ConditionalRequestConflict persisted through 5 attempts"
+    )
+    assert calls == [key] * 5
+    assert draws == [(0.5, 1.5)] * 4
+    assert sleeps == pytest.approx([0.05 * 0.5, 0.1 * 1.5, 0.2 * 0.5, 0.4 * 1.5])
