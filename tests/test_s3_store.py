@@ -769,3 +769,8 @@ def test_a_persistent_conflict_backs_off_doubling_and_says_how_often_it_tried(
     assert calls == [key] * 5
     assert draws == [(0.5, 1.5)] * 4
     assert sleeps == pytest.approx([0.05 * 0.5, 0.1 * 1.5, 0.2 * 0.5, 0.4 * 1.5])
+
+
+def test_the_client_is_made_for_the_region_asked_for(aws_credentials: None) -> None:
+    assert s3_client("eu-west-1").meta.region_name == "eu-west-1"
+    assert s3_client("ap-southeast-2").meta.region_name == "ap-southeast-2"
