@@ -266,6 +266,7 @@ def test_a_request_whose_shard_tasks_would_not_fit_an_async_invoke_is_refused(
     parent = Parent(tmp_path)
     error = rejected(parent.submit(request_), 400).error
     assert error.code == "REQUEST_TOO_LARGE"
+    assert error.message == "the sweep request is too large"
     [problem] = error.problems
     assert problem.path == "$.axes"
     assert "over the 262,144-byte limit of an asynchronous invocation" in problem.message
