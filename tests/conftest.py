@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,6 +65,10 @@ def tiny_request(token: str | None = None, paths: int = 200) -> dict[str, Any]:
     return raw
 
 
+T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+"""When the held runs of the tests begin."""
+
+
 class Ticking:
     """A clock one second further on at each call: distinct, ordered timestamps."""
 
@@ -86,3 +91,32 @@ class HeldInvoker:
 
     def dispatch_async(self, slices: Sequence[DispatchSlice]) -> None:
         raise AssertionError("no fan-out tree locally")
+
+
+class HeldRun:
+    """The 120-point run submitted through the real parent into a local folder, its tasks held
+    for the test to run (or break) one by one, under a ticking clock."""
+
+    def __init__(self, root: Path, store: Any = None, start: datetime = T0) -> None:
+        from runtime.adapters.local_store import LocalStore
+        from runtime.handlers.parent import Fanout, ParentDeps, submit_run
+        from runtime.handlers.worker import WorkerDeps
+        from sweep_core.layout import Layout
+        from sweep_sdk.client import Run
+        from sweep_sdk.embedded import EmbeddedTarget
+
+        self.root = root
+        self.store = store if store is not None else LocalStore(root)
+        self.layout = Layout("results")
+        self.clock = Ticking(start)
+        self.invoker = HeldInvoker()
+        tokens = iter(["00c0ffee", "00c0ffef"])
+        self.parent = ParentDeps(
+            self.store, self.layout, self.invoker, self.clock, lambda: next(tokens),
+            fanout=Fanout.local(),
+        )  # fmt: skip
+        self.worker = WorkerDeps(self.store, self.layout, self.clock)
+        accepted = submit_run(GRID_120, self.parent).body
+        self.run_id: str = accepted.run_id  # type: ignore[union-attr]
+        self.target = EmbeddedTarget(root)
+        self.run = Run(self.run_id, self.target)

@@ -9,18 +9,17 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from conftest import GRID_120, HeldInvoker, Ticking
+from conftest import GRID_120, HeldRun
 from moto import mock_aws
 
 from runtime.adapters.local_store import LocalContext, LocalStore
 from runtime.adapters.s3 import S3Store
-from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
+from runtime.handlers.parent import redrive_run
 from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
 from sweep_core.contract import ShardTask
 from sweep_core.layout import Layout
@@ -28,9 +27,7 @@ from sweep_core.named_queries import QUERY_NAMES
 from sweep_sdk.cli import main as cli_main
 from sweep_sdk.client import Run
 from sweep_sdk.compact import compact_run
-from sweep_sdk.embedded import EmbeddedTarget
 
-T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 SHARDS = 12
 POINTS = 120  # 10 points per shard
 KILLED = 4
@@ -73,23 +70,7 @@ def killed(fn: Callable[[], object]) -> None:
     assert process.exitcode == -signal.SIGKILL
 
 
-class Fixture:
-    def __init__(self, root: Path, store: Any = None) -> None:
-        self.root = root
-        self.store = store if store is not None else LocalStore(root)
-        self.layout = Layout("results")
-        self.clock = Ticking(T0)
-        self.invoker = HeldInvoker()
-        tokens = iter(["00c0ffee", "00c0ffef"])
-        self.parent = ParentDeps(
-            self.store, self.layout, self.invoker, self.clock, lambda: next(tokens),
-            fanout=Fanout.local(),
-        )  # fmt: skip
-        self.worker = WorkerDeps(self.store, self.layout, self.clock)
-        accepted = submit_run(SPEC, self.parent).body
-        self.run_id: str = accepted.run_id  # type: ignore[union-attr]
-        self.run = Run(self.run_id, EmbeddedTarget(root))
-
+class Fixture(HeldRun):
     def take(self) -> list[ShardTask]:
         tasks, self.invoker.tasks = self.invoker.tasks, []
         return tasks

@@ -6,27 +6,25 @@ from __future__ import annotations
 import io
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import GRID_120, HeldInvoker, Ticking
+from conftest import GRID_120, HeldRun
 
 from runtime.adapters.local_store import LocalContext, LocalStore
-from runtime.handlers.parent import Fanout, ParentDeps, redrive_run, submit_run
-from runtime.handlers.worker import WorkerDeps, record_failure, run_shard
+from runtime.handlers.parent import redrive_run
+from runtime.handlers.worker import record_failure, run_shard
 from sweep_core.layout import Layout
 from sweep_core.named_queries import QUERY_NAMES
 from sweep_sdk import compact as compact_module
 from sweep_sdk.cli import main as cli_main
 from sweep_sdk.client import Run
 from sweep_sdk.compact import CompactionError, compact_run, compaction_records
-from sweep_sdk.embedded import EmbeddedTarget
 
-T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 SHARDS = 12
 FAILED_THEN_SUCCEEDED = (2, 5)  # two failed attempts, then a success
 FAILED = (7, 9)  # failed attempts only (7 once, 9 twice)
@@ -34,24 +32,7 @@ FAILED = (7, 9)  # failed attempts only (7 once, 9 twice)
 SPEC = GRID_120
 
 
-class Fixture:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.store = LocalStore(root)
-        self.layout = Layout("results")
-        self.clock = Ticking(T0)
-        self.invoker = HeldInvoker()
-        tokens = iter(["00c0ffee", "00c0ffef"])
-        self.parent = ParentDeps(
-            self.store, self.layout, self.invoker, self.clock, lambda: next(tokens),
-            fanout=Fanout.local(),
-        )  # fmt: skip
-        self.worker = WorkerDeps(self.store, self.layout, self.clock)
-        accepted = submit_run(SPEC, self.parent).body
-        self.run_id: str = accepted.run_id  # type: ignore[union-attr]
-        self.target = EmbeddedTarget(root)
-        self.run = Run(self.run_id, self.target)
-
+class Fixture(HeldRun):
     def run_held(self, fail: dict[int, int] | None = None, succeed: bool = True) -> None:
         """Run every held task: ``fail[shard]`` failed attempts first, then (maybe) a success."""
         tasks, self.invoker.tasks = self.invoker.tasks, []
