@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -124,10 +125,25 @@ def test_the_record_names_the_files_and_what_they_replaced(settled: Fixture) -> 
     assert report.record == settled.layout.compaction_key(settled.run_id, 1)
     replaced = {p["partition"] + name for p in record["partitions"] for name in p["replaced"]}
     assert replaced == objects_before
+    assert record.keys() == {"run_id", "partitions"}
     for part, reported in zip(record["partitions"], report.partitions, strict=True):
+        assert part.keys() == {
+            "partition", "objects", "rows", "key_sum", "digest", "files", "bytes_before",
+            "bytes_after", "checksums", "replaced",
+        }  # fmt: skip
         assert part["rows"] == reported.rows
         assert part["digest"] == reported.digest
         assert part["files"] == list(reported.files)
+        # what readers check each compacted file against, taken here from the stored file
+        assert part["checksums"] == {
+            key: {
+                "rows": pq.ParquetFile(io.BytesIO(body)).metadata.num_rows,
+                "size": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+            }
+            for key in part["files"]
+            for body in [settled.store.get(key)]
+        }
 
 
 def test_the_report_counts_the_bytes_it_read_and_wrote(settled: Fixture) -> None:
@@ -270,6 +286,7 @@ def test_small_row_groups_and_files_split_where_asked(settled: Fixture) -> None:
         meta = pq.ParquetFile(io.BytesIO(settled.store.get(key))).metadata
         assert meta.num_rows <= 30
         assert all(meta.row_group(g).num_rows <= 7 for g in range(meta.num_row_groups))
+    assert points.bytes_after == sum(len(settled.store.get(k)) for k in points.files)
     _assert_same(before, _answers(settled.run))
 
 
@@ -361,8 +378,10 @@ def test_an_interrupted_deletion_is_finished_by_the_next_run(
     # redrive count each record once.
     assert settled.run.status().as_dict() == before["status"]
 
+    left = [k for k in settled.objects() if not Layout.is_compacted(k)]
+    assert left  # the crash left replaced objects behind
     report = compact_run(settled.store, settled.layout, settled.run_id)
-    assert report.recovered > 0
+    assert report.recovered == len(left)
     assert report.partitions == ()
     assert all(Layout.is_compacted(k) for k in settled.objects())
     _assert_same(before, _answers(settled.run))
@@ -404,6 +423,7 @@ def test_redrive_after_compaction_numbers_attempts_on_and_compacts_again(
 
     before = _answers(settled.run)
     report = compact_run(settled.store, settled.layout, settled.run_id)
+    assert report.record == settled.layout.compaction_key(settled.run_id, 2)
     assert report.objects_before == 3  # shard 9's points and success, shard 7's new failure
     assert sorted(k.rsplit("/", 1)[1] for k in settled.objects()) == [
         "compacted-0001.parquet", "compacted-0001.parquet", "compacted-0001.parquet",
@@ -488,3 +508,63 @@ def test_the_one_pass_run_summary_answers_as_the_two_pass_one_did(settled: Fixtu
     empty = Run("20260304T050608Z-0000beef", settled.target)
     assert empty.query(TWO_PASS_RUN_SUMMARY).to_pylist() == []
     assert empty.named("run_summary").to_pylist() == []
+
+
+def test_a_record_naming_a_missing_compacted_file_stops_the_next_compaction(
+    settled: Fixture,
+) -> None:
+    compact_run(settled.store, settled.layout, settled.run_id, file_rows=30)
+    [record] = compaction_records(settled.store, settled.layout, settled.run_id)
+    lost = next(part["files"] for part in record["partitions"] if "/points/" in part["partition"])
+    assert len(lost) == 4
+    for key in lost:
+        settled.store.delete(key)
+    left = settled.objects()
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert str(caught.value) == (
+        f"compacted files {lost[:3]} named by a compaction record of run {settled.run_id} are "
+        "missing; the shard objects they replaced may be lost"
+    )
+    assert settled.objects() == left
+
+
+def _points_key(fx: Fixture, shard: int) -> str:
+    return next(k for k in fx.objects() if "/points/" in k and f"shard={shard:05d}" in k)
+
+
+def test_a_missing_committed_points_object_stops_the_compaction(settled: Fixture) -> None:
+    key = _points_key(settled, 3)
+    settled.store.delete(key)
+    before = settled.objects()
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert str(caught.value) == (
+        f"run {settled.run_id} shard 3: {key}: missing; `sweep verify {settled.run_id}` lists them"
+    )
+    assert settled.objects() == before
+    assert compaction_records(settled.store, settled.layout, settled.run_id) == []
+
+
+def test_a_committed_points_object_replaced_by_another_stops_the_compaction(
+    settled: Fixture,
+) -> None:
+    key = _points_key(settled, 3)
+    settled.store.delete(key)
+    assert settled.store.put_if_absent(key, settled.store.get(_points_key(settled, 4)))
+    before = settled.objects()
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert str(caught.value).startswith(f"run {settled.run_id} shard 3: {key}: ")
+    assert str(caught.value).endswith(f"; `sweep redrive --repair {settled.run_id}` re-runs it")
+    assert settled.objects() == before
+    assert compaction_records(settled.store, settled.layout, settled.run_id) == []
+
+
+def test_the_value_digest_tells_apart_integers_beyond_float_precision_beside_nulls() -> None:
+    # With a null in the column, a float conversion would make 2**53 and 2**53 + 1 one value.
+    big = compact_module._value_bytes(pa.array([2**53, None], pa.int64()))
+    bigger = compact_module._value_bytes(pa.array([2**53 + 1, None], pa.int64()))
+    assert big[0] == bigger[0] == b"\x01\x00"
+    assert big[1] != bigger[1]
+    assert big[1] == (2**53).to_bytes(8, "little") + bytes(8)

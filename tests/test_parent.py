@@ -519,3 +519,131 @@ def test_a_run_id_that_is_already_taken_is_a_collision_that_changes_nothing(
     assert error.message == f"run {RUN_ID} already exists; retry"
     assert parent.snapshot() == before
     assert len(parent.invoker.calls) == 1
+
+
+def _half_done(parent: Parent, request_: dict[str, Any]) -> str:
+    """A run of 3 shards: shard 0 succeeded, 1 never ran, 2 failed once."""
+    request_["sharding"] = {"shard_count": 3}
+    run_id = accepted(parent.submit(request_)).run_id
+    tasks = {t.shard: t for t in parent.invoker.tasks}
+    worker = WorkerDeps(parent.store, LAYOUT, parent.clock)
+    run_shard(tasks[0], LocalContext.with_timeout(300), worker)
+    record_failure(tasks[2], "TIMEOUT", "timed out", worker)
+    return run_id
+
+
+class RedriveRacingStore(LocalStore):
+    """A folder store where a concurrent redrive writes the record number this one listed as
+    free, between the listing and the write (a real race no listing can show)."""
+
+    concurrent: bytes | None = None
+
+    def put_if_absent(self, key: str, body: bytes) -> bool:
+        if self.concurrent is not None and "/redrive-" in key:
+            taken, self.concurrent = self.concurrent, None
+            assert super().put_if_absent(key, taken)
+        return super().put_if_absent(key, body)
+
+
+def test_a_redrive_whose_record_number_is_taken_meanwhile_writes_the_next_one(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    parent = Parent(tmp_path)
+    store = RedriveRacingStore(tmp_path)
+    parent.store, parent.deps = store, attrs.evolve(parent.deps, store=store)
+    run_id = _half_done(parent, request_)
+    assert redrive_run(run_id, parent.deps) == [1, 2]  # record 1
+
+    store.concurrent = b'{"taken": true}'
+    assert redrive_run(run_id, parent.deps) == [1, 2]
+    assert store.get(LAYOUT.redrive_key(run_id, 2)) == b'{"taken": true}'
+    mine = json.loads(store.get(LAYOUT.redrive_key(run_id, 3)))
+    assert (mine["number"], [s["shard"] for s in mine["shards"]]) == (3, [1, 2])
+    assert sorted(store.list(LAYOUT.redrive_prefix(run_id))) == [
+        LAYOUT.redrive_key(run_id, n) for n in (1, 2, 3)
+    ]
+
+
+def test_a_cancelled_run_is_redriven_only_when_forced(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    from sweep_core.run_index import RunCancelled, cancel_run
+
+    parent = Parent(tmp_path)
+    run_id = _half_done(parent, request_)
+    cancel_run(parent.store, LAYOUT, run_id, parent.clock)
+    before = parent.snapshot()
+
+    with pytest.raises(RunCancelled) as caught:
+        redrive_run(run_id, parent.deps)
+    assert str(caught.value) == (
+        f"run {run_id} was cancelled; redrive it with --force (force=True) to run its "
+        "shards without a success again"
+    )
+    assert parent.snapshot() == before
+    assert len(parent.invoker.calls) == 1  # the submit's
+
+    assert redrive_run(run_id, parent.deps, force=True) == [1, 2]
+    assert [t.shard for t in parent.invoker.calls[1]] == [1, 2]
+
+
+def test_a_redrive_refuses_a_kernel_registered_at_another_version_unless_allowed(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    from runtime.handlers.parent import KernelChanged
+    from sweep_core.kernels import catalog
+
+    deployed = catalog()
+    name = request_["kernel"]
+    parent = Parent(tmp_path)
+    parent.deps = attrs.evolve(parent.deps, catalog=deployed)
+    run_id = _half_done(parent, request_)
+    version = deployed[name].version
+    before = parent.snapshot()
+
+    parent.deps = attrs.evolve(
+        parent.deps, catalog={**deployed, name: attrs.evolve(deployed[name], version="99.0")}
+    )
+    with pytest.raises(KernelChanged) as changed:
+        redrive_run(run_id, parent.deps)
+    assert changed.value.code == "KERNEL_CHANGED"
+    assert changed.value.message == (
+        f"run {run_id} was made by {name} version {version!r}, and version '99.0' is "
+        "registered now: a redrive would mix two versions of the model in one run. Nothing was "
+        "dispatched; to redrive anyway (each outcome record names the version that made it) "
+        "allow the kernel change (sweep redrive --allow-kernel-change)"
+    )
+    assert str(changed.value) == changed.value.message
+
+    others = {k: v for k, v in deployed.items() if k != name} | {"zeta": deployed[name]}
+    parent.deps = attrs.evolve(parent.deps, catalog=others)
+    with pytest.raises(KernelChanged) as gone:
+        redrive_run(run_id, parent.deps, allow_kernel_change=True)
+    assert gone.value.code == "KERNEL_UNAVAILABLE"
+    assert gone.value.message == (
+        f"run {run_id} evaluates kernel {name!r}, which is not registered here "
+        f"(registered: {', '.join(sorted(others))}); nothing was dispatched"
+    )
+    parent.deps = attrs.evolve(parent.deps, catalog={})
+    with pytest.raises(KernelChanged, match=r"\(registered: none\)"):
+        redrive_run(run_id, parent.deps)
+    assert parent.snapshot() == before
+    assert len(parent.invoker.calls) == 1
+
+    parent.deps = attrs.evolve(
+        parent.deps, catalog={**deployed, name: attrs.evolve(deployed[name], version="99.0")}
+    )
+    assert redrive_run(run_id, parent.deps, allow_kernel_change=True) == [1, 2]
+    assert [t.shard for t in parent.invoker.calls[1]] == [1, 2]
+    parent.deps = attrs.evolve(parent.deps, catalog=deployed)
+    assert redrive_run(run_id, parent.deps) == [1, 2]  # the run's own version again
+
+
+def test_a_dispatcher_whose_run_is_gone_names_it_and_dispatches_nothing(tmp_path: Path) -> None:
+    from runtime.handlers.parent import handle_dispatch
+
+    parent = Parent(tmp_path)
+    with pytest.raises(NotFound) as caught:
+        handle_dispatch(DispatchSlice(RUN_ID, (0, 1)), parent.deps)
+    assert caught.value.args == (f"no run {RUN_ID}",)
+    assert parent.invoker.calls == []
