@@ -222,3 +222,39 @@ def test_an_integer_axis_samples_int64_columns() -> None:
     for form in ({"uniform": {"low": 1.5, "high": 5.5}}, {"loguniform": {"low": 2, "high": 200}}):
         drawn = sampled_values(converter.structure(form, Axis), _INT, np.asarray([0.0, 0.5]))
         assert drawn.dtype == np.int64
+
+
+def test_an_integer_loguniform_axis_keeps_large_bounds_exactly() -> None:
+    # Near 2**53, exp(log(x)) is x give or take a few units: the ends must still be the bounds.
+    low, high = 3_613_096_032_662_316, 7_226_192_065_324_632
+    top = float(np.nextafter(1.0, 0.0))
+    assert math.exp(math.log(low)) < low and math.exp(math.log(high)) > high  # why it matters
+    drawn = _sampled({"loguniform": {"low": low, "high": high}}, _INT, [0.0, top])
+    assert drawn == [low, high]
+
+
+@pytest.mark.parametrize("method", ["random", "sobol"])
+def test_far_apart_indices_draw_only_the_rows_around_them(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard late in a huge run does not draw the sequence before it: each cluster of
+    nearby indices is one block of exactly its span."""
+    space = sir_space(SAMPLED_AXES, {"method": method, "n": 10**8})
+    blocks: list[tuple[int, int, int]] = []
+    real_block = PointSpace._block
+
+    def recording(self: PointSpace, start: int, stop: int, dims: int) -> Any:
+        assert stop - start < 1000, f"a block of {stop - start:,} rows drawn"  # fail fast
+        rows = real_block(self, start, stop, dims)
+        blocks.append((start, stop, len(rows)))
+        assert len(rows) == stop - start
+        return rows
+
+    monkeypatch.setattr(PointSpace, "_block", recording)
+    far = 99_999_000
+    index = np.array([far + 2, 7, 5, far, 6, 5])
+    cols = space.decode(index)
+    assert blocks == [(5, 8, 3), (far, far + 3, 3)]
+    alone = {i: space.decode(np.array([i])) for i in set(index.tolist())}
+    for name, column in cols.items():
+        assert column.tolist() == [alone[i][name][0] for i in index.tolist()], name
