@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -338,3 +339,13 @@ def test_an_outcome_reads_back_as_written_from_snappy_parquet(status: ShardStatu
     assert metadata.num_rows == 1
     codecs = {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)}
     assert codecs == {"SNAPPY"}
+
+
+def test_client_tokens_are_kept_under_a_digest_of_their_text() -> None:
+    # any text a client sends becomes a safe object name, and two tokens never share one
+    layout = Layout("results")
+    odd = "../../etc/passwd ümlaut"
+    assert layout.token_key(odd) == (
+        f"results/tokens/{hashlib.sha256(odd.encode()).hexdigest()}.json"
+    )
+    assert layout.token_key("a") != layout.token_key("b")

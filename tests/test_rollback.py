@@ -145,7 +145,7 @@ def test_the_rollback_config_selects_existing_objects_and_clears_absent_layers()
             ),
             "differ in architecture or runtime",
         ),
-        (lambda d: d["deployment"].update(resources=[]), "holds no Lambda function"),
+        (lambda d: d["deployment"].update(resources=[]), "^the export holds no Lambda function"),
     ],
 )
 def test_an_export_that_does_not_say_what_ran_is_refused(change: Any, message: str) -> None:

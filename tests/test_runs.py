@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from runtime.adapters.local_store import LocalStore
@@ -260,3 +261,53 @@ def test_an_unreadable_compaction_record_is_an_error_naming_the_run_and_its_key(
     assert store.put_if_absent(key, b'{"partitions": [{}]}')
     with pytest.raises(CommitError, match=f"^run {RUN}: {key}: unreadable compaction record"):
         run_status(store, layout, manifest)
+
+
+# --- what a reader tells the user about damaged commits --------------------------------------
+
+
+def test_a_commit_error_names_the_first_problem_and_counts_the_rest() -> None:
+    from sweep_core.runs import CommitProblem
+
+    first = CommitProblem(RUN, 3, "results/points/x/shard=00003.parquet", "missing")
+    other = CommitProblem(RUN, None, "results/runs/x/compaction-0001.json", "unreadable")
+    assert str(first) == f"run {RUN} shard 3: results/points/x/shard=00003.parquet: missing"
+    assert str(other) == f"run {RUN}: results/runs/x/compaction-0001.json: unreadable"
+    assert str(CommitError([first])) == str(first)
+    assert str(CommitError([first, other])) == (f"{first} (and 1 more; `sweep verify` lists them)")
+    assert str(CommitError([first, other, other])) == (
+        f"{first} (and 2 more; `sweep verify` lists them)"
+    )
+    assert CommitError([first, other]).problems == [first, other]
+
+
+def test_a_success_record_reads_back_with_its_commit_and_its_own_versions() -> None:
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sweep_core.records import commit_entries, read_outcome
+
+    points = b"the points object"
+    success = attrs.evolve(
+        _outcome(4, 2),
+        points_object="shard=00004-attempt=0002.parquet",
+        points_rows=10,
+        points_bytes=len(points),
+        points_sha256=hashlib.sha256(points).hexdigest(),
+        schema_version="0.9",
+        kernel_version="3.1",
+    )
+    body = outcome_parquet(success)
+    assert commit_entries(body) == [
+        (4, "shard=00004-attempt=0002.parquet", 10, len(points), hashlib.sha256(points).hexdigest())
+    ]
+    assert read_outcome(body, RUN, "success") == success
+
+    # a success written before commits carried their object: read as unchecked, not refused
+    table = pq.read_table(pa.BufferReader(body))
+    old = table.drop_columns(["points_object", "points_rows", "points_bytes", "points_sha256"])
+    sink = pa.BufferOutputStream()
+    pq.write_table(old, sink)
+    assert commit_entries(sink.getvalue().to_pybytes()) == [(4, None, None, None, None)]

@@ -228,7 +228,8 @@ def test_an_integer_loguniform_axis_keeps_large_bounds_exactly() -> None:
     # Near 2**53, exp(log(x)) is x give or take a few units: the ends must still be the bounds.
     low, high = 3_613_096_032_662_316, 7_226_192_065_324_632
     top = float(np.nextafter(1.0, 0.0))
-    assert math.exp(math.log(low)) < low and math.exp(math.log(high)) > high  # why it matters
+    assert math.exp(math.log(low)) < low  # why it matters: the draw leaves the bounds
+    assert math.exp(math.log(high)) > high
     drawn = _sampled({"loguniform": {"low": low, "high": high}}, _INT, [0.0, top])
     assert drawn == [low, high]
 

@@ -324,3 +324,26 @@ def test_interval_edges(gbm_request: dict[str, Any]) -> None:
     gbm_request["axes"]["strike"] = {"uniform": {"low": 1, "high": 2}}
     gbm_request["axes"]["paths"] = {"uniform": {"low": 2000, "high": 2000}}  # one integer
     assert parse_request(gbm_request).axes["paths"].uniform is not None
+
+
+@pytest.mark.parametrize("bad", [50, 51, 80])
+def test_at_most_fifty_problems_are_explained_and_the_rest_counted(
+    gbm_request: dict[str, Any], bad: int
+) -> None:
+    gbm_request["axes"]["strike"] = {"values": [-float(v) for v in range(1, bad + 1)]}
+    found = problems_of(gbm_request)
+    explained = [p for p in found if p.startswith("$.axes.strike.values[")]
+    assert len(explained) == min(bad, 50)
+    assert explained[0] == (
+        "$.axes.strike.values[0]: -1.0 is out of bounds: strike must be in [1e-06, 1000000000]"
+    )
+    more = ["$: more problems after the first 50"] if bad > 50 else []
+    assert found == explained + more
+
+
+def test_a_kernel_that_is_not_a_string_is_one_problem_not_a_crash(
+    gbm_request: dict[str, Any],
+) -> None:
+    gbm_request["kernel"] = [gbm_request["kernel"]]  # a list: no catalog lookup can take it
+    gbm_request["params"]["s0"] = -1.0
+    assert problems_of(gbm_request) == ["$.kernel: must be a string"]
