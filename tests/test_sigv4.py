@@ -213,6 +213,11 @@ def _authorization(headers: dict[str, str], value: str) -> dict[str, str]:
             "X-Amz-Content-SHA256 does not match the body",
         ),
         (
+            # a lone surrogate, as a JSON "\udcff" escape in an event's headers decodes
+            lambda h: {**h, "X-Amz-Content-SHA256": "\udcff" * 64},
+            "X-Amz-Content-SHA256 does not match the body",
+        ),
+        (
             lambda h: {**h, "Content-Type": "text/plain"},
             "signature does not match: check the secret key, and that the method, path, body "
             "and signed headers reach the server as they were signed",
