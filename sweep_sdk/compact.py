@@ -445,7 +445,7 @@ class _Check:
         order = np.zeros(table.num_rows, dtype=np.int64)
         for column in self.part.key_columns:
             values = np.asarray(table[column].to_numpy(), dtype=np.int64)
-            order = order * (1 << 31) + values if len(self.part.key_columns) > 1 else values
+            order = order * (1 << 31) + values
         previous = np.array([] if self._last is None else [self._last], dtype=np.int64)
         steps = np.diff(np.concatenate([previous, order]))
         if (steps <= 0).any():

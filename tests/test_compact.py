@@ -229,6 +229,24 @@ def test_rows_out_of_key_order_are_refused_naming_where_they_were_read(
     )
 
 
+def test_a_failure_record_read_twice_is_refused_in_shard_and_attempt_order(
+    settled: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # shard 2 failed twice: its second attempt's object read as the first's repeats (2, 1)
+    monkeypatch.setattr(compact_module, "_CHECK_ROWS", 1)
+    keys = [k for k in settled.objects() if "/status=failure/" in k and "shard=00002" in k]
+    assert len(keys) == 2
+    first = pq.read_table(io.BytesIO(settled.store.get(keys[0])))
+    _read_as(monkeypatch, {keys[1]: lambda t: first})
+    before = settled.objects()
+    with pytest.raises(CompactionError) as caught:
+        compact_run(settled.store, settled.layout, settled.run_id)
+    assert str(caught.value) == (
+        f"rows read up to {keys[1]} are not in strictly increasing shard, attempt order"
+    )
+    assert settled.objects() == before
+
+
 def test_a_row_repeated_within_a_shard_object_is_refused(
     settled: Fixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
