@@ -349,3 +349,19 @@ def test_client_tokens_are_kept_under_a_digest_of_their_text() -> None:
         f"results/tokens/{hashlib.sha256(odd.encode()).hexdigest()}.json"
     )
     assert layout.token_key("a") != layout.token_key("b")
+
+
+def test_every_record_of_a_run_folder_is_known_by_its_name() -> None:
+    # how a run's folder is read in one listing: each record by its documented name
+    layout = Layout("results")
+    folder = f"results/runs/run_date={run_date_of(RUN_B)}/run_id={RUN_B}/"
+    for key, name in [
+        (layout.manifest_key(RUN_B), "manifest.json"),
+        (layout.redrive_key(RUN_B, 3), "redrive-0003.json"),
+        (layout.cancel_key(RUN_B, 2), "cancel-0002.json"),
+        (layout.summary_key(RUN_B, 1), "summary-0001.json"),
+        (layout.compaction_key(RUN_B, 12), "compaction-0012.json"),
+    ]:
+        assert key == folder + name
+        assert Layout.run_record(key) == (RUN_B, name)
+    assert Layout.run_record(layout.success_key(RUN_B, 1)) is None

@@ -279,6 +279,11 @@ def test_a_commit_error_names_the_first_problem_and_counts_the_rest() -> None:
         f"{first} (and 2 more; `sweep verify` lists them)"
     )
     assert CommitError([first, other]).problems == [first, other]
+    # what `sweep verify --json` prints for each
+    assert first.as_dict() == {
+        "run_id": RUN, "shard": 3, "object": "results/points/x/shard=00003.parquet",
+        "reason": "missing",
+    }  # fmt: skip
 
 
 def test_a_success_record_reads_back_with_its_commit_and_its_own_versions() -> None:
