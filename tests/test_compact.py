@@ -104,6 +104,7 @@ def test_compaction_keeps_every_answer_and_leaves_a_few_files(settled: Fixture) 
     assert len(objects_before) == 2 * (SHARDS - 2) + 7  # points + successes, 7 failures
 
     report = compact_run(settled.store, settled.layout, settled.run_id)
+    assert (report.run_id, report.recovered) == (settled.run_id, 0)
 
     after_objects = settled.objects()
     assert all(Layout.is_compacted(k) for k in after_objects)
@@ -458,7 +459,8 @@ def test_compacting_twice_changes_nothing(settled: Fixture) -> None:
     compact_run(settled.store, settled.layout, settled.run_id)
     objects = settled.objects()
     report = compact_run(settled.store, settled.layout, settled.run_id)
-    assert (report.partitions, report.record, report.recovered) == ((), None, 0)
+    assert (report.run_id, report.partitions, report.record) == (settled.run_id, (), None)
+    assert report.recovered == 0
     assert settled.objects() == objects
 
 
@@ -586,3 +588,33 @@ def test_the_value_digest_tells_apart_integers_beyond_float_precision_beside_nul
     assert big[0] == bigger[0] == b"\x01\x00"
     assert big[1] != bigger[1]
     assert big[1] == (2**53).to_bytes(8, "little") + bytes(8)
+
+
+def test_a_compacted_points_file_is_checked_against_its_record(settled: Fixture) -> None:
+    from sweep_core.runs import CommitError
+
+    compact_run(settled.store, settled.layout, settled.run_id)
+    [key] = [k for k in settled.objects() if "/points/" in k]
+    body = settled.store.get(key)
+    settled.store.delete(key)
+    assert settled.store.put_if_absent(key, body[: len(body) // 2])
+    with pytest.raises(CommitError) as caught:
+        settled.run.results()
+    [problem] = caught.value.problems
+    assert (problem.run_id, problem.shard, problem.key) == (settled.run_id, None, key)
+    assert problem.reason == (
+        f"{len(body) // 2} bytes where its commit says {len(body)} (truncated or replaced)"
+    )
+
+
+def test_an_unknown_or_unsettled_run_is_named_in_the_refusal(tmp_path: Path) -> None:
+    fx = Fixture(tmp_path)
+    with pytest.raises(LookupError) as unknown:
+        compact_run(fx.store, fx.layout, "20260101T000000Z-deadbeef")
+    assert str(unknown.value) == "no run 20260101T000000Z-deadbeef"
+    with pytest.raises(CompactionError) as unsettled:
+        compact_run(fx.store, fx.layout, fx.run_id)
+    assert str(unsettled.value) == (
+        f"run {fx.run_id} is not settled ({SHARDS} of {SHARDS} shards have no final record "
+        "yet); compact it once every shard has finished"
+    )

@@ -316,3 +316,64 @@ def test_a_success_record_reads_back_with_its_commit_and_its_own_versions() -> N
     sink = pa.BufferOutputStream()
     pq.write_table(old, sink)
     assert commit_entries(sink.getvalue().to_pybytes()) == [(4, None, None, None, None)]
+
+
+def _points(indices: list[int], index_type: Any = None) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"point_index": pa.array(indices, index_type or pa.int64())})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def test_a_points_commit_says_exactly_what_is_wrong_with_an_object() -> None:
+    import hashlib
+
+    from sweep_core.runs import CommitProblem, FileSum, PointsCommit
+
+    key = "results/points/k/run_date=2026-11-23/run_id=x/shard=00003-attempt=0002.parquet"
+    body = _points([30, 31, 32])
+    commit = PointsCommit(key, 3, FileSum(3, len(body), hashlib.sha256(body).hexdigest()))
+    assert commit.check(RUN, body) is None
+    assert commit.check(RUN, None) == CommitProblem(RUN, 3, key, "missing")
+    assert commit.check(RUN, body[:-1]) == CommitProblem(
+        RUN,
+        3,
+        key,
+        f"{len(body) - 1} bytes where its commit says {len(body)} (truncated or replaced)",
+    )
+    same_size = _points([30, 31, 33])
+    assert len(same_size) == len(body)
+    assert commit.check(RUN, same_size) == CommitProblem(
+        RUN, 3, key, "content differs from its commit (replaced)"
+    )
+    assert PointsCommit(key, 3).check(RUN, same_size) is None  # a record before sums: unchecked
+
+
+def test_committed_points_are_read_as_one_table_in_the_schema_or_refused_naming_each() -> None:
+    import pyarrow as pa
+
+    from sweep_core.runs import CommitProblem, FileSum, PointsCommit, points_table_of
+
+    schema = pa.schema([pa.field("point_index", pa.int64())])
+    a, b = "results/points/a.parquet", "results/points/b.parquet"
+    # an object written with another integer width is read in the table's schema
+    table = points_table_of(
+        [_points([5, 6]), _points([1, 2], pa.int32())], schema, RUN,
+        [PointsCommit(a, 0), PointsCommit(b, 1)],
+    )  # fmt: skip
+    assert table.schema.equals(schema)
+    assert table["point_index"].to_pylist() == [1, 2, 5, 6]
+    assert points_table_of([], schema, RUN, []).equals(schema.empty_table())
+
+    with pytest.raises(CommitError) as caught:
+        points_table_of(
+            [b"not parquet at all", _points([1, 2])], schema, RUN,
+            [PointsCommit(a, 0), PointsCommit(b, 1, FileSum(3, 0, ""))],
+        )  # fmt: skip
+    garbage, short = caught.value.problems
+    assert (garbage.run_id, garbage.shard, garbage.key) == (RUN, 0, a)
+    assert garbage.reason.startswith("not Parquet: ")
+    assert short == CommitProblem(RUN, 1, b, "2 rows where its commit says 3")
