@@ -347,3 +347,19 @@ def test_a_kernel_that_is_not_a_string_is_one_problem_not_a_crash(
     gbm_request["kernel"] = [gbm_request["kernel"]]  # a list: no catalog lookup can take it
     gbm_request["params"]["s0"] = -1.0
     assert problems_of(gbm_request) == ["$.kernel: must be a string"]
+
+
+def test_a_request_is_checked_against_the_catalog_it_is_given(
+    gbm_request: dict[str, Any],
+) -> None:
+    from sweep_core.kernels import catalog
+
+    shipped = catalog()
+    name = gbm_request["kernel"]
+    renamed = {"house_model": shipped[name]}
+    assert parse_request({**gbm_request, "kernel": "house_model"}, catalog=renamed).kernel == (
+        "house_model"
+    )
+    assert problems_of(gbm_request, catalog=renamed) == [
+        f"$.kernel: unknown kernel {name!r}; known kernels: house_model"
+    ]
