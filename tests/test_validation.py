@@ -363,3 +363,67 @@ def test_a_request_is_checked_against_the_catalog_it_is_given(
     assert problems_of(gbm_request, catalog=renamed) == [
         f"$.kernel: unknown kernel {name!r}; known kernels: house_model"
     ]
+
+
+@pytest.mark.parametrize(
+    ("axes", "expected"),
+    [
+        (  # days may end at 3650: range(0, 3700, 1000) runs 0, 1000, 2000, 3000
+            {"days": {"range": {"start": 0, "stop": 3700, "step": 1000}}},
+            ["$.axes.days.range.start: 0 is out of bounds: days must be in [1, 3650]"],
+        ),
+        (  # the last value taken is 3601 + 100 = 3701, past 3650; the stop itself is not taken
+            {"days": {"range": {"start": 3601, "stop": 3702, "step": 100}}},
+            ["$.axes.days.range.stop: 3701 is out of bounds: days must be in [1, 3650]"],
+        ),
+        (  # counting down: the values are 20, 10 and 0
+            {"days": {"range": {"start": 20, "stop": -5, "step": -10}}},
+            ["$.axes.days.range.stop: 0 is out of bounds: days must be in [1, 3650]"],
+        ),
+        (
+            {"days": {"range": {"start": 10, "stop": 20, "step": 0}}},
+            ["$.axes.days.range.step: must not be 0"],
+        ),
+        (
+            {"days": {"linspace": {"start": 10, "stop": 20, "num": 3}}},
+            ["$.axes.days: days is an integer: sweep it with values or range"],
+        ),
+        (
+            {"r0": {"geomspace": {"start": -0.5, "stop": 2.0, "num": 3}}},
+            [
+                "$.axes.r0.geomspace: geomspace needs start and stop non-zero and of one sign",
+                "$.axes.r0.geomspace.start: -0.5 is out of bounds: r0 must be in [0.01, 20]",
+            ],
+        ),
+        (
+            {"r0": {"geomspace": {"start": 2.0, "stop": 0, "num": 3}}},
+            [
+                "$.axes.r0.geomspace: geomspace needs start and stop non-zero and of one sign",
+                "$.axes.r0.geomspace.stop: 0.0 is out of bounds: r0 must be in [0.01, 20]",
+            ],
+        ),
+        (  # one is a start like any other
+            {"r0": {"geomspace": {"start": 1, "stop": 30.0, "num": 3}}},
+            ["$.axes.r0.geomspace.stop: 30.0 is out of bounds: r0 must be in [0.01, 20]"],
+        ),
+        (
+            {"gamma": {"linspace": {"start": 0.0005, "stop": 6, "num": 3}}},
+            [
+                "$.axes.gamma.linspace.start: 0.0005 is out of bounds: gamma must be in [0.001, 5]",
+                "$.axes.gamma.linspace.stop: 6.0 is out of bounds: gamma must be in [0.001, 5]",
+            ],
+        ),
+    ],
+)
+def test_grid_axes_are_checked_at_the_values_they_take(
+    axes: dict[str, Any], expected: list[str]
+) -> None:
+    assert problems_of(_sir_grid(axes)) == expected
+
+
+def test_a_choice_is_swept_with_values_only(gbm_request: dict[str, Any]) -> None:
+    gbm_request["params"].pop("option", None)
+    gbm_request["axes"]["option"] = {"linspace": {"start": 0, "stop": 1, "num": 2}}
+    assert problems_of(gbm_request) == ["$.axes.option: option is a choice: sweep it with values"]
+    gbm_request["axes"]["option"] = {"values": ["put", "call"]}
+    assert parse_request(gbm_request).axes["option"].values == ("put", "call")
