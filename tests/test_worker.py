@@ -511,3 +511,78 @@ def test_attempts_count_on_from_every_compacted_file_of_the_shard(
 
     assert (outcome.status, outcome.attempt) == ("failure", 4)
     assert list(store.list(LAYOUT.failure_prefix(RUN_ID, 0))) == [LAYOUT.failure_key(RUN_ID, 0, 4)]
+
+
+class _NoUsableKernels(dict[str, Any]):
+    """A registry where every name is registered but its plugin failed to load."""
+
+    def __getitem__(self, name: str) -> Any:
+        from sweep_core.kernels import UnavailableKernel
+
+        raise UnavailableKernel(f"{name}: the plugin failed to import (ModuleNotFoundError: x)")
+
+
+GBM_VERSION = KERNELS["gbm_european_option"].spec.version
+
+
+@pytest.mark.parametrize(
+    ("why", "code", "message", "kernel_version"),
+    [
+        (
+            "unknown kernel",
+            "UNKNOWN_KERNEL",
+            "no kernel 'gbm_european_option' is registered where this worker runs",
+            None,
+        ),
+        (
+            "unusable kernel",
+            "KERNEL_UNAVAILABLE",
+            "gbm_european_option: the plugin failed to import (ModuleNotFoundError: x)",
+            None,
+        ),
+        ("deadline", "DEADLINE_EXCEEDED", None, GBM_VERSION),
+        ("throttled", "TRANSIENT_ERROR", "SlowDown: please reduce your request rate", GBM_VERSION),
+    ],
+)
+def test_a_failed_attempt_records_when_it_started_how_long_it_took_and_what_ran(
+    gbm: dict[str, Any],
+    store: LocalStore,
+    monkeypatch: pytest.MonkeyPatch,
+    why: str,
+    code: str,
+    message: str | None,
+    kernel_version: str | None,
+) -> None:
+    from conftest import Ticking
+
+    # the attempt starts at 100.0 s on the performance counter; every later reading is 0.75 s
+    # on; the wall clock ticks a second at each reading, so only the start's reading is T0 + 1 s
+    ticks = iter([100.0])
+    monkeypatch.setattr("runtime.handlers.worker.time.perf_counter", lambda: next(ticks, 100.75))
+    spy = SpyStore(store, failing=why == "throttled")
+    deps = WorkerDeps(store=spy, layout=LAYOUT, clock=Ticking(T0))
+    if why == "unknown kernel":
+        deps = evolve(deps, kernels={})
+    elif why == "unusable kernel":
+        deps = evolve(deps, kernels=_NoUsableKernels())
+    task = make_task(gbm)
+    ctx = (
+        LocalContext("req-short", time.monotonic() + (deps.safety_ms - 1000) / 1000)
+        if why == "deadline"
+        else context()
+    )
+
+    if why == "throttled":
+        with pytest.raises(TransientStoreError):
+            run_shard(task, ctx, deps)
+    else:
+        run_shard(task, ctx, deps)
+
+    recorded = read_outcome(store.get(LAYOUT.failure_key(RUN_ID, 0, 1)), RUN_ID, "failure")
+    assert (recorded.status, recorded.attempt, recorded.error_code) == ("failure", 1, code)
+    if message is not None:
+        assert recorded.error_message == message
+    assert recorded.started_at == (T0 + timedelta(seconds=1)).isoformat()
+    assert recorded.duration_ms == 750.0
+    assert recorded.kernel_version == kernel_version
+    assert not store.exists(LAYOUT.success_key(RUN_ID, 0))
