@@ -9,6 +9,7 @@ old construction: the reference kernels below are the kernels as they were befor
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,6 +44,23 @@ def test_a_reset_stream_draws_what_a_new_one_draws(seed: int) -> None:
         )
         assert reused.binomial(1000, 0.3) == fresh.binomial(1000, 0.3)
         assert _bits(reused.random(9)) == _bits(fresh.random(9))
+
+
+def _plain(state: Any) -> dict[str, Any]:
+    return {
+        k: _plain(v) if isinstance(v, dict) else np.asarray(v).tolist() for k, v in state.items()
+    }
+
+
+@pytest.mark.parametrize("seed", [0, SEED, 2**64 - 1])
+def test_a_reset_leaves_exactly_the_state_a_new_philox_starts_in(seed: int) -> None:
+    # counter 0, an empty output buffer of zeros, no cached 32-bit half: the whole state
+    streams = PointStreams(seed)
+    for i in [3, 0, 2**64 - 2]:
+        streams.at(i + 1).random(3)  # leave it mid-buffer first
+        reused = streams.at(i).bit_generator.state
+        fresh = np.random.Philox(key=np.array([seed, i], dtype=np.uint64)).state
+        assert _plain(reused) == _plain(fresh)
 
 
 def test_an_index_outside_64_bits_is_refused() -> None:
