@@ -70,13 +70,19 @@ def test_identical_input_gives_a_byte_identical_plan(n: int, count: int) -> None
 
 def test_a_billion_points_into_ten_thousand_shards() -> None:
     plan = plan_shards(10**9, Sharding(shard_count=10_000))
-    assert plan.shard_count == 10_000
+    assert (plan.point_count, plan.shard_count) == (10**9, 10_000)
     assert set(np.diff(plan.bounds).tolist()) == {100_000}
 
 
 def test_more_shards_than_points_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         plan_shards(5, Sharding(shard_count=6))
+
+
+@pytest.mark.parametrize("points", [0, -1])
+def test_a_plan_of_no_points_is_refused(points: int) -> None:
+    with pytest.raises(ValueError, match=r"^a plan needs at least one point$"):
+        plan_shards(points, Sharding(shard_count=1))
 
 
 def test_a_plan_encodes_as_its_bounds_in_little_endian_int64() -> None:

@@ -377,3 +377,24 @@ def test_committed_points_are_read_as_one_table_in_the_schema_or_refused_naming_
     assert (garbage.run_id, garbage.shard, garbage.key) == (RUN, 0, a)
     assert garbage.reason.startswith("not Parquet: ")
     assert short == CommitProblem(RUN, 1, b, "2 rows where its commit says 3")
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"run_id": 5}', "$.run_date: required field missing"),
+        (b"not json", "$: is not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+        (b"[]", "$: must be a JSON object"),
+    ],
+)
+def test_a_corrupt_manifest_is_named_with_its_first_problem(
+    tmp_path: Path, body: bytes, why: str
+) -> None:
+    from sweep_core.runs import CommitProblem, read_manifest
+
+    store, layout = LocalStore(tmp_path), Layout("results")
+    key = layout.manifest_key(RUN)
+    assert store.put_if_absent(key, body)
+    with pytest.raises(CommitError) as caught:
+        read_manifest(store, layout, RUN)
+    assert caught.value.problems == [CommitProblem(RUN, None, key, f"corrupt record ({why})")]
