@@ -68,6 +68,7 @@ def test_list_matches_a_prefix_ending_mid_name_in_key_order_without_temp_files(
         "r/s=failure/sub/a.parquet",
         "r/s=failure-x/a.parquet",
         "r/other.parquet",
+        "top.parquet",  # a key with no folder, as S3 allows
     ]
     for key in keys:
         assert store.put_if_absent(key, key.encode())
@@ -88,7 +89,8 @@ def test_list_matches_a_prefix_ending_mid_name_in_key_order_without_temp_files(
     # ("s=failure-x/" < "s=failure/", and a folder's subfolder keys interleave with its files).
     assert list(store.list("r/s=fail")) == sorted(k for k in keys if k.startswith("r/s=fail"))
     assert list(store.list("")) == sorted(keys)
-    assert list(store.list("r/")) == sorted(keys)
+    assert list(store.list("r/")) == sorted(k for k in keys if k.startswith("r/"))
+    assert list(store.list("to")) == ["top.parquet"]
     assert list(store.list("r/nothing-here")) == []
     assert list(store.list("missing/dir/")) == []
 

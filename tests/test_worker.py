@@ -586,3 +586,28 @@ def test_a_failed_attempt_records_when_it_started_how_long_it_took_and_what_ran(
     assert recorded.duration_ms == 750.0
     assert recorded.kernel_version == kernel_version
     assert not store.exists(LAYOUT.success_key(RUN_ID, 0))
+
+
+def test_points_never_overwrite_leftovers_and_reuse_their_own_identical_bytes(
+    gbm: dict[str, Any], store: LocalStore, deps: WorkerDeps
+) -> None:
+    task = make_task(gbm)
+    kernel = task.spec.kernel
+    usual = points_key(task)
+    # two dead attempts left other bytes at the usual key and at attempt 1's own key
+    assert store.put_if_absent(usual, b"left by a dead attempt")
+    assert store.put_if_absent(LAYOUT.points_attempt_key(kernel, RUN_ID, 0, 1), b"and another")
+
+    outcome = run_shard(task, context(), deps)
+
+    assert outcome.points_object == "shard=00000-attempt=0002.parquet"
+    written = store.get(LAYOUT.points_attempt_key(kernel, RUN_ID, 0, 2))
+    assert pq.read_table(io.BytesIO(written)).num_rows == 24
+    assert store.get(usual) == b"left by a dead attempt"
+
+    # a second delivery of the same shard to a fresh store: identical bytes are reused as they are
+    again = LocalStore(store.root / "again")
+    assert again.put_if_absent(usual, written)
+    outcome = run_shard(task, context(), evolve(deps, store=again))
+    assert outcome.points_object == "shard=00000.parquet"
+    assert list(again.list(LAYOUT.points_prefix(kernel, RUN_ID))) == [usual]
