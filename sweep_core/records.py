@@ -113,7 +113,6 @@ class PointsWriter:
         self._schema = table.arrow_schema
         self._buffer = io.BytesIO()
         self._writer = pq.ParquetWriter(self._buffer, self._schema, compression=COMPRESSION)
-        self.rows = 0
 
     def write(
         self,
@@ -124,7 +123,6 @@ class PointsWriter:
         columns = {"point_index": index, **params, **metrics}
         arrays = [pa.array(columns[f.name], type=f.type) for f in self._schema]
         self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
-        self.rows += len(index)
 
     def finish(self) -> bytes:
         self._writer.close()

@@ -365,3 +365,11 @@ def test_every_record_of_a_run_folder_is_known_by_its_name() -> None:
         assert key == folder + name
         assert Layout.run_record(key) == (RUN_B, name)
     assert Layout.run_record(layout.success_key(RUN_B, 1)) is None
+
+
+def test_points_objects_are_snappy_parquet_too(gbm_request: dict[str, Any]) -> None:
+    gbm_request["params"]["paths"] = 16
+    metadata = pq.ParquetFile(io.BytesIO(_points(gbm_request, 0, 5))).metadata
+    assert metadata.num_rows == 5
+    codecs = {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)}
+    assert codecs == {"SNAPPY"}
