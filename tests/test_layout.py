@@ -373,3 +373,15 @@ def test_points_objects_are_snappy_parquet_too(gbm_request: dict[str, Any]) -> N
     assert metadata.num_rows == 5
     codecs = {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)}
     assert codecs == {"SNAPPY"}
+
+
+def test_a_points_table_documents_each_column_as_the_kernel_declares_it() -> None:
+    # these texts become the Glue column comments Athena users read
+    table = points_table(GBM.spec)
+    documented = [(c.name, c.doc) for c in table.columns]
+    assert documented == [
+        ("point_index", "index of the point in the run's point space"),
+        *[(p.name, p.doc) for p in GBM.spec.params],
+        *[(m.name, m.doc) for m in GBM.spec.metrics],
+    ]
+    assert all(doc for _, doc in documented)

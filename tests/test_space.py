@@ -259,3 +259,30 @@ def test_far_apart_indices_draw_only_the_rows_around_them(
     alone = {i: space.decode(np.array([i])) for i in set(index.tolist())}
     for name, column in cols.items():
         assert column.tolist() == [alone[i][name][0] for i in index.tolist()], name
+
+
+def test_fixed_parameters_fill_columns_of_their_declared_type_or_their_default(
+    gbm_request: dict[str, Any],
+) -> None:
+    # integers given for float parameters; paths and option left to their declared defaults
+    gbm_request["params"] = {"s0": 100, "rate": 0, "maturity": 1}
+    space = PointSpace(parse_request(gbm_request), catalog()["gbm_european_option"])
+    assert space.size == 80
+    cols = space.decode(np.array([0, 79]))
+    for name in ("s0", "rate", "maturity"):
+        assert cols[name].dtype == np.float64, name
+    assert cols["s0"].tolist() == [100.0, 100.0]
+    assert cols["paths"].dtype == np.int64
+    assert cols["paths"].tolist() == [20_000, 20_000]
+    assert cols["option"].tolist() == ["call", "call"]
+    assert list(cols) == [p.name for p in catalog()["gbm_european_option"].params]
+
+
+@pytest.mark.parametrize("index", [80, -1])
+def test_indices_outside_the_space_are_refused_naming_its_range(
+    gbm_request: dict[str, Any], index: int
+) -> None:
+    space = PointSpace(parse_request(gbm_request), catalog()["gbm_european_option"])
+    with pytest.raises(IndexError, match=r"^point indices must lie in \[0, 80\)$"):
+        space.decode(np.array([0, index]))
+    assert space.decode(np.array([79]))["strike"].tolist() == [120.0]

@@ -427,3 +427,40 @@ def test_a_choice_is_swept_with_values_only(gbm_request: dict[str, Any]) -> None
     assert problems_of(gbm_request) == ["$.axes.option: option is a choice: sweep it with values"]
     gbm_request["axes"]["option"] = {"values": ["put", "call"]}
     assert parse_request(gbm_request).axes["option"].values == ("put", "call")
+
+
+def _refusal(raw: Any) -> tuple[str | None, list[tuple[str, str]]]:
+    with pytest.raises(ContractError) as caught:
+        parse_request(raw)
+    return caught.value.code, [(p.path, p.message) for p in caught.value.problems]
+
+
+def test_request_text_is_refused_by_its_size_from_one_byte_past_the_limit(
+    gbm_request: dict[str, Any],
+) -> None:
+    from sweep_core.validation import MAX_REQUEST_BYTES
+
+    text = json.dumps(gbm_request)
+    at_limit = text + " " * (MAX_REQUEST_BYTES - len(text))  # trailing blanks are valid JSON
+    assert parse_request(at_limit).kernel == gbm_request["kernel"]
+    assert parse_request(at_limit.encode()).kernel == gbm_request["kernel"]
+    assert _refusal(at_limit + " ") == (
+        "REQUEST_TOO_LARGE",
+        [("$", "is 4,194,305 bytes; a request is at most 4,194,304")],
+    )
+
+
+def test_shape_and_version_refusals_carry_their_own_codes(gbm_request: dict[str, Any]) -> None:
+    nested: Any = 1
+    for _ in range(20):
+        nested = [nested]
+    code, problems = _refusal({**gbm_request, "label": nested})
+    assert code == "REQUEST_TOO_LARGE"
+    assert [path for path, _ in problems] == ["$"]
+    assert "nested" in problems[0][1]
+    assert _refusal([gbm_request]) == ("INVALID_REQUEST", [("$", "must be a JSON object")])
+    code, problems = _refusal({**gbm_request, "schema_version": "9.0"})
+    assert code == "UNSUPPORTED_SCHEMA_VERSION"
+    assert [path for path, _ in problems] == ["$.schema_version"]
+    code, _ = _refusal({**gbm_request, "seed": -1})
+    assert code == "INVALID_REQUEST"
