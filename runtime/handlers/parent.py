@@ -157,9 +157,7 @@ def _kernels(deps: ParentDeps) -> KernelCatalog:
     return catalog()
 
 
-def check_kernel_version(
-    manifest: RunManifest, kernels: KernelCatalog, allow_change: bool
-) -> None:
+def check_kernel_version(manifest: RunManifest, kernels: KernelCatalog, allow_change: bool) -> None:
     """Raise ``KernelChanged`` unless the run's kernel is registered at the run's version (or
     ``allow_change``, when it is registered at another): one run, one model version."""
     name = manifest.spec.kernel
