@@ -647,3 +647,17 @@ def test_a_dispatcher_whose_run_is_gone_names_it_and_dispatches_nothing(tmp_path
         handle_dispatch(DispatchSlice(RUN_ID, (0, 1)), parent.deps)
     assert caught.value.args == (f"no run {RUN_ID}",)
     assert parent.invoker.calls == []
+
+
+def test_a_request_whose_largest_task_is_exactly_the_limit_is_accepted(
+    tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    from sweep_core.planning import largest_task_bytes
+
+    largest = largest_task_bytes(parse_request(request_))
+    parent = Parent(tmp_path)
+    parent.deps = attrs.evolve(parent.deps, max_task_bytes=largest)
+    accepted(parent.submit(request_))
+    parent = Parent(tmp_path / "one-byte-less")
+    parent.deps = attrs.evolve(parent.deps, max_task_bytes=largest - 1)
+    assert rejected(parent.submit(request_), 400).error.code == "REQUEST_TOO_LARGE"

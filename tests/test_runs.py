@@ -398,3 +398,47 @@ def test_a_corrupt_manifest_is_named_with_its_first_problem(
     with pytest.raises(CommitError) as caught:
         read_manifest(store, layout, RUN)
     assert caught.value.problems == [CommitProblem(RUN, None, key, f"corrupt record ({why})")]
+
+
+def test_verify_lists_every_damaged_object_and_only_those(tmp_path: Path) -> None:
+    import hashlib
+
+    import pyarrow as pa
+
+    from sweep_core.runs import CommitProblem, FileSum, PointsCommit, verify_points
+
+    store = LocalStore(tmp_path)
+    schema = pa.schema([pa.field("point_index", pa.int64())])
+
+    def commit(name: str, shard: int, body: bytes | None, sums: bool = True) -> PointsCommit:
+        key = f"results/points/{name}.parquet"
+        if body is not None:
+            assert store.put_if_absent(key, body)
+        if not sums or body is None:
+            return PointsCommit(key, shard, FileSum(1, 9, "0" * 64) if body is None else None)
+        return PointsCommit(key, shard, FileSum(1, len(body), hashlib.sha256(body).hexdigest()))
+
+    good = _points([0])
+    commits = [
+        commit("a", 0, good),
+        commit("b", 1, None),  # missing
+        commit("c", 2, _points([2])),
+        commit("d", 3, b"garbage from before commits carried sums", sums=False),
+        commit("e", 4, _points([4, 5]), sums=False),  # old record: rows not checkable
+        commit("f", 5, _points([6])),
+    ]
+    # replaced after its commit, by more rows: reported once, by its size
+    store.delete(commits[5].key)
+    assert store.put_if_absent(commits[5].key, _points([6, 7]))
+
+    problems = verify_points(store, schema, RUN, commits)
+
+    assert [(p.run_id, p.shard, p.key) for p in problems] == [
+        (RUN, 1, commits[1].key),
+        (RUN, 5, commits[5].key),
+        (RUN, 3, commits[3].key),
+    ]
+    assert problems[0] == CommitProblem(RUN, 1, commits[1].key, "missing")
+    assert problems[1].reason.endswith("(truncated or replaced)")
+    assert problems[2].reason.startswith("not Parquet: ")
+    assert verify_points(store, schema, RUN, commits[:1] + commits[2:3]) == []

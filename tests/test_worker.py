@@ -611,3 +611,19 @@ def test_points_never_overwrite_leftovers_and_reuse_their_own_identical_bytes(
     outcome = run_shard(task, context(), evolve(deps, store=again))
     assert outcome.points_object == "shard=00000.parquet"
     assert list(again.list(LAYOUT.points_prefix(kernel, RUN_ID))) == [usual]
+
+
+def test_a_kernel_that_fails_mid_shard_records_its_start_and_duration_to_the_microsecond(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import Ticking
+
+    ticks = iter([100.0])  # then 1.23456 ms later: recorded as 1.235 ms
+    monkeypatch.setattr(
+        "runtime.handlers.worker.time.perf_counter", lambda: next(ticks, 100.00123456)
+    )
+    deps = WorkerDeps(store=store, layout=LAYOUT, clock=Ticking(T0))
+    outcome = run_shard(make_task(SIR_TOO_SHORT), context(), deps)
+    assert outcome.error_code == "EPIDEMIC_NOT_OVER"
+    assert outcome.started_at == (T0 + timedelta(seconds=1)).isoformat()
+    assert outcome.duration_ms == 1.235
