@@ -306,6 +306,19 @@ def test_a_time_in_another_zone_is_the_same_instant() -> None:
     assert verify(signed(), now=paris) is None
 
 
+def test_signing_does_not_depend_on_the_machines_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    expected = signed(now=NOW)
+    monkeypatch.setenv("TZ", "IST-5:30")  # POSIX form: needs no time zone database
+    time.tzset()
+    try:
+        assert signed(now=NOW.astimezone(timezone(timedelta(hours=1)))) == expected
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_static_lookup_answers_with_the_key_it_was_asked_for() -> None:
     lookup = static_lookup({"AKIDONE": "one", "AKIDTWO": "two"})
     found = lookup("AKIDTWO")
