@@ -124,10 +124,16 @@ def validate_request(
     return sized
 
 
+_MORE = Problem("$", f"more problems after the first {_EXPLAINED}")
+
+
 def _bounded(problems: list[Problem]) -> list[Problem]:
-    if len(problems) <= _EXPLAINED:
+    """The first ``_EXPLAINED`` problems, and one line saying there are more when there are
+    (the schema pass may have said so already: said once, and never in place of a problem)."""
+    explained = [p for p in problems if p != _MORE]
+    if len(explained) == len(problems) <= _EXPLAINED:
         return problems
-    return [*problems[:_EXPLAINED], Problem("$", f"more problems after the first {_EXPLAINED}")]
+    return [*explained[:_EXPLAINED], _MORE]
 
 
 def _default_catalog() -> KernelCatalog:
@@ -160,7 +166,7 @@ def schema_problems(raw: Any) -> list[Problem]:
     problems: list[Problem] = []
     for count, error in enumerate(_reference_validator().iter_errors(raw)):
         if count == _EXPLAINED:
-            problems.append(Problem("$", f"more problems after the first {_EXPLAINED}"))
+            problems.append(_MORE)
             break
         problems.extend(_explain(error))
     return sorted(set(problems), key=lambda p: (p.path, p.message))

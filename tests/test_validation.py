@@ -464,3 +464,99 @@ def test_shape_and_version_refusals_carry_their_own_codes(gbm_request: dict[str,
     assert [path for path, _ in problems] == ["$.schema_version"]
     code, _ = _refusal({**gbm_request, "seed": -1})
     assert code == "INVALID_REQUEST"
+
+
+def _sir(**changes: Any) -> dict[str, Any]:
+    raw = _sir_grid({"r0": {"values": [1.0, 2.0]}})
+    for name, value in changes.items():
+        if name == "params":
+            raw["params"].update(value)
+        else:
+            raw[name] = value
+    return raw
+
+
+def test_bounds_are_inclusive_and_integers_stop_at_two_to_the_53() -> None:
+    assert parse_request(_sir(params={"population": 10, "days": 3650})).params["days"] == 3650
+    assert problems_of(_sir(params={"population": 9})) == [
+        "$.params.population: 9 is out of bounds: population must be in [10, 1000000000]"
+    ]
+    raw = _sir(axes={"r0": {"values": [1.0]}, "days": {"values": [0, 1, 3650, 3651]}})
+    raw["params"].pop("days")
+    assert problems_of(raw) == [
+        "$.axes.days.values[0]: 0 is out of bounds: days must be in [1, 3650]",
+        "$.axes.days.values[3]: 3651 is out of bounds: days must be in [1, 3650]",
+    ]
+    raw = _sir(axes={"r0": {"values": [1.0]}, "population": {"values": [2**53 - 1, 2**53]}})
+    raw["params"].pop("population")
+    assert problems_of(raw) == [
+        "$.axes.population.values[0]: 9007199254740991 is out of bounds: population must be in "
+        "[10, 1000000000]",
+        "$.axes.population.values[1]: must be within ±9,007,199,254,740,991",
+    ]
+
+
+def test_shape_limits_hold_exactly_at_their_values() -> None:
+    from sweep_core.validation import MAX_DEPTH, MAX_VALUES, shape_problem
+
+    # the object, the array and its numbers: every one is a value
+    assert shape_problem({"a": [0] * (MAX_VALUES - 2)}) is None
+    too_many = shape_problem({"a": [0] * (MAX_VALUES - 1)})
+    assert too_many is not None
+    assert (too_many.path, too_many.message) == ("$", "holds more than 1,000,000 values")
+    for wrap in (lambda v: [v], lambda v: {"a": v}):
+        deepest: Any = 0
+        for _ in range(MAX_DEPTH):
+            deepest = wrap(deepest)
+        assert shape_problem(deepest) is None
+        too_deep = shape_problem(wrap(deepest))
+        assert too_deep is not None
+        assert (too_deep.path, too_deep.message) == ("$", "is nested more than 16 levels deep")
+
+
+@pytest.mark.parametrize("wrong", [50, 51, 60])
+def test_at_most_fifty_schema_problems_are_explained(wrong: int) -> None:
+    found = problems_of(_sir(axes={"r0": {"values": [None] * wrong}}))
+    explained = [p for p in found if p.startswith("$.axes.r0.values[")]
+    assert len(explained) == min(wrong, 50)
+    assert all(p.endswith(": must be a number or a string") for p in explained)
+    more = ["$: more problems after the first 50"] if wrong > 50 else []
+    assert [p for p in found if not p.startswith("$.axes.r0.values[")] == more
+
+
+def test_bounds_problems_beside_schema_problems_stop_at_fifty_in_all() -> None:
+    raw = _sir(axes={"r0": {"values": [None] * 45}, "days": {"values": [0] * 10}})
+    raw["params"].pop("days")
+    found = problems_of(raw)
+    assert len(found) == 51
+    assert found[-1] == "$: more problems after the first 50"
+    assert sum(p.startswith("$.axes.days.values[") for p in found) == 5
+
+
+def test_size_and_naming_problems_say_which_field_to_change() -> None:
+    sampled = _sir(
+        sampling={"method": "random", "n": 200_000_000},
+        axes={"r0": {"uniform": {"low": 1, "high": 2}}},
+    )
+    assert problems_of(sampled) == [
+        "$.sampling.n: the sweep has 200,000,000 points; this deployment accepts at most "
+        "100,000,000"
+    ]
+    points = {"r0": {"linspace": {"start": 1, "stop": 2, "num": 20_000}}}
+    assert problems_of(_sir(sharding={"shard_count": 20_000}, axes=points)) == [
+        "$.sharding.shard_count: makes 20,000 shards; this deployment accepts at most 10,000 "
+        "(use larger shards)"
+    ]
+    small = _sir(sharding={"shard_size": 1}, axes=points)
+    assert problems_of(small) == [
+        "$.sharding.shard_size: makes 20,000 shards; this deployment accepts at most 10,000 "
+        "(use larger shards)"
+    ]
+    unknown = _sir(axes={"r0": {"values": [1.0]}, "colour": {"values": [1]}})
+    assert problems_of(unknown) == [
+        "$.axes.colour: sir_epidemic has no parameter 'colour'; its parameters: population, r0, "
+        "gamma, initial_infected, days"
+    ]
+    assert problems_of(_sir(), catalog={}) == [
+        "$.kernel: unknown kernel 'sir_epidemic'; known kernels: none"
+    ]
