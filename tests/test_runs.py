@@ -442,3 +442,27 @@ def test_verify_lists_every_damaged_object_and_only_those(tmp_path: Path) -> Non
     assert problems[1].reason.endswith("(truncated or replaced)")
     assert problems[2].reason.startswith("not Parquet: ")
     assert verify_points(store, schema, RUN, commits[:1] + commits[2:3]) == []
+
+
+def test_a_compaction_record_written_before_checksums_reads_its_files_unchecked(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from sweep_core.runs import FileSum, read_compactions
+
+    store, layout = LocalStore(tmp_path), Layout("results")
+    part = "results/points/k/run_date=2026-11-23/run_id=x/"
+    old = {"partition": part, "files": [part + "compacted-0001.parquet"], "replaced": ["a"]}
+    new = {
+        **old,
+        "files": [part + "compacted-0002.parquet"],
+        "checksums": {part + "compacted-0002.parquet": {"rows": 3, "size": 10, "sha256": "ab"}},
+    }
+    for number, record in ((1, old), (2, new)):
+        body = json.dumps({"run_id": RUN, "partitions": [record]}).encode()
+        assert store.put_if_absent(layout.compaction_key(RUN, number), body)
+    first, second = read_compactions(store, layout, RUN)
+    assert first.files == {part + "compacted-0001.parquet": None}
+    assert second.files == {part + "compacted-0002.parquet": FileSum(3, 10, "ab")}
+    assert first.key == layout.compaction_key(RUN, 1)
