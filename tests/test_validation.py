@@ -560,3 +560,14 @@ def test_size_and_naming_problems_say_which_field_to_change() -> None:
     assert problems_of(_sir(), catalog={}) == [
         "$.kernel: unknown kernel 'sir_epidemic'; known kernels: none"
     ]
+
+
+def test_non_finite_numbers_inside_an_axis_list_are_named_one_by_one(
+    gbm_request: dict[str, Any],
+) -> None:
+    # a dict an SDK user built: no JSON parser stood in the way of NaN
+    gbm_request["axes"]["strike"] = {"values": [90.0, float("nan"), 110.0, float("-inf")]}
+    assert problems_of(gbm_request) == [
+        "$.axes.strike.values[1]: must be a finite number (NaN and Infinity are not allowed)",
+        "$.axes.strike.values[3]: must be a finite number (NaN and Infinity are not allowed)",
+    ]
