@@ -117,6 +117,13 @@ def test_unknown_kernel_names_the_known_ones(gbm_request: dict[str, Any]) -> Non
     assert problem.startswith("$.kernel: unknown kernel 'heston'; known kernels: ")
     assert "gbm_european_option" in problem
     assert "sir_epidemic" in problem
+    from sweep_core.kernels import catalog
+
+    shipped = catalog()["gbm_european_option"]
+    given = {"b_model": shipped, "a_model": shipped}
+    assert problems_of(gbm_request, catalog=given) == [
+        "$.kernel: unknown kernel 'heston'; known kernels: a_model, b_model"
+    ]
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
