@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 ## mutation: mutation testing of the functions that keep the README's promises (mutmut; not
-## in CI: about half an hour on 2 cores); prints mutants run/killed/surviving per module and
+## in CI: about 40 minutes on 2 cores); prints mutants run/killed/surviving per module and
 ## fails under 90% killed in any (docs/TESTING.md)
 MUTATION_SCOPE := \
 	'sweep_core.validation.*' 'sweep_core.planning.*' 'sweep_core.space.*' 'sweep_core.rng.*' \
